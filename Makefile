@@ -1,0 +1,143 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# aiopipe: top-level build.
+#
+#   make [KVER=VER]          module for VER (default: newest installed target)
+#                            plus every user-space binary (static)
+#   make check               deps, build, static checks, selftests in the VM on
+#                            every installed Debian kernel; last line "N passed, N failed"
+#   make check-debug         the selftests under the KASAN/lockdep debug kernel
+#   make vm CMD='...'        run CMD in a VM with the module loaded
+#   make bench / bench-quick the paper sweeps, plots and report into results/
+#   make print-kdir KVER=V   the kernel build tree used for V
+#   make clean
+
+TOP		:= $(CURDIR)
+B		:= $(TOP)/build
+KVER		?= $(shell $(TOP)/scripts/kernels default 2>/dev/null)
+KVERS		?= $(shell $(TOP)/scripts/kernels list 2>/dev/null)
+KDIR		= $(shell $(TOP)/scripts/kernels kdir $(KVER))
+SRCTAR		?= /usr/src/linux-source-6.1.tar.xz
+
+MOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) Kbuild uapi/linux/aiopipe.h
+TESTMOD_SRCS	:= $(wildcard selftests/runner/mods/*.c)
+
+CC		:= gcc
+CFLAGS		:= -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
+		   -I$(TOP)/uapi -I$(TOP)/userspace/lib -I$(B)/ksft
+LDFLAGS		:= -static
+LDLIBS		:= -luring -laio -lpthread -lm
+
+LIB_SRCS	:= $(wildcard userspace/lib/*.c)
+LIB_HDRS	:= $(wildcard userspace/lib/*.h) uapi/linux/aiopipe.h
+LIB		:= $(B)/lib/libaiopipe.a
+TOOL_SRCS	:= $(wildcard userspace/tools/*.c)
+TOOLS		:= $(patsubst userspace/tools/%.c,$(B)/bin/%,$(TOOL_SRCS))
+PIPETEST_SRCS	:= $(wildcard userspace/pipetest/*.c)
+PIPETEST	:= $(if $(PIPETEST_SRCS),$(B)/bin/pipetest)
+TEST_SRCS	:= $(wildcard selftests/aiopipe/*.c)
+TEST_HDRS	:= $(wildcard selftests/aiopipe/*.h)
+TESTS		:= $(patsubst selftests/aiopipe/%.c,$(B)/bin/selftests/%,$(TEST_SRCS))
+HARNESS		:= $(B)/ksft/kselftest_harness.h
+CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
+
+.PHONY: all module modules userspace testmods check check-static check-debug \
+	vm bench bench-quick print-kdir clean deps debug-kernel
+
+all: module userspace
+
+deps:
+	$(TOP)/scripts/deps
+
+# ---- kernel module, one build tree per target kernel: build/<VER>/ --------
+# The sources are linked into build/<VER>/mod so objects never land in kmod/.
+module: $(B)/$(KVER)/aiopipe.ko
+
+modules:
+	@for v in $(KVERS); do $(MAKE) --no-print-directory module KVER=$$v || exit 1; done
+
+$(B)/%/aiopipe.ko: $(MOD_SRCS)
+	@test -n "$*" || { echo "no target kernel: run scripts/deps" >&2; exit 1; }
+	@mkdir -p $(B)/$*/mod/kmod $(B)/$*/mod/uapi
+	@ln -sfn $(TOP)/Kbuild $(B)/$*/mod/Kbuild
+	@ln -sfn $(TOP)/uapi/linux $(B)/$*/mod/uapi/linux
+	@for f in $(wildcard kmod/*.c kmod/*.h); do ln -sfn $(TOP)/$$f $(B)/$*/mod/$$f; done
+	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/mod W=1 modules
+	@cp $(B)/$*/mod/aiopipe.ko $@
+
+# Deliberately broken modules that prove the VM runner catches splats.
+testmods: $(if $(TESTMOD_SRCS),$(B)/$(KVER)/testmods/.built)
+
+$(B)/%/testmods/.built: $(TESTMOD_SRCS)
+	@mkdir -p $(B)/$*/testmods/src
+	@rm -f $(B)/$*/testmods/src/*.c
+	@for f in $(TESTMOD_SRCS); do ln -sfn $(TOP)/$$f $(B)/$*/testmods/src/; done
+	@echo 'obj-m := $(patsubst %.c,%.o,$(notdir $(TESTMOD_SRCS)))' > $(B)/$*/testmods/src/Kbuild
+	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/testmods/src modules
+	@cp $(B)/$*/testmods/src/*.ko $(B)/$*/testmods/
+	@touch $@
+
+print-kdir:
+	@echo $(KDIR)
+
+# ---- files taken from the Debian linux-source tarball at build time -------
+$(HARNESS):
+	@mkdir -p $(B)/ksft
+	tar -xJf $(SRCTAR) -C $(B)/ksft --strip-components=4 \
+		--wildcards '*/tools/testing/selftests/kselftest_harness.h' \
+		'*/tools/testing/selftests/kselftest.h'
+	@touch $@
+
+$(CHECKPATCH):
+	@mkdir -p $(B)/ksrc
+	tar -xJf $(SRCTAR) -C $(B)/ksrc --strip-components=1 \
+		--wildcards '*/scripts/checkpatch.pl' '*/scripts/spelling.txt' \
+		'*/scripts/const_structs.checkpatch'
+	@touch $@
+
+# ---- user space (static, so it runs in the initramfs) ----------------------
+userspace: $(if $(LIB_SRCS),$(LIB)) $(TOOLS) $(PIPETEST) $(TESTS)
+
+$(B)/lib/%.o: userspace/lib/%.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(patsubst userspace/lib/%.c,$(B)/lib/%.o,$(LIB_SRCS))
+	ar rcs $@ $^
+
+$(B)/bin/%: userspace/tools/%.c $(LIB) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(B)/bin/pipetest: $(PIPETEST_SRCS) $(wildcard userspace/pipetest/*.h) $(LIB) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(PIPETEST_SRCS) $(LIB) $(LDLIBS)
+
+$(B)/bin/selftests/%: selftests/aiopipe/%.c $(TEST_HDRS) $(HARNESS) $(LIB) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wno-unused-parameter $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# ---- checks ------------------------------------------------------------------
+check-static: $(CHECKPATCH)
+	$(TOP)/scripts/check-static
+
+check:
+	$(TOP)/scripts/check
+
+check-debug:
+	$(TOP)/scripts/check --debug
+
+debug-kernel:
+	$(TOP)/scripts/debug-kernel --build
+
+vm: all
+	$(TOP)/scripts/vm-run --kver $(KVER) -- $(CMD)
+
+bench:
+	$(TOP)/scripts/bench
+
+bench-quick:
+	$(TOP)/scripts/bench --quick
+
+clean:
+	rm -rf $(B)

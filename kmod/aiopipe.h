@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * aiopipe internal definitions: the channel, the async request, and the
+ * interfaces between the files of the module.
+ *
+ * Locking rules and object lifetimes are documented at the top of
+ * channel.c, which owns the channel.
+ */
+#ifndef _AIOPIPE_H
+#define _AIOPIPE_H
+
+#ifndef pr_fmt
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+#endif
+
+#include <linux/fs.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/mutex.h>
+#include <linux/poll.h>
+#include <linux/uio.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
+#include <linux/bvec.h>
+#include <linux/aiopipe.h>
+
+#define AIOPIPE_READ_KEY	(EPOLLIN | EPOLLRDNORM)
+#define AIOPIPE_WRITE_KEY	(EPOLLOUT | EPOLLWRNORM)
+#define AIOPIPE_HUP_KEY		(EPOLLHUP | EPOLLIN | EPOLLRDNORM)
+#define AIOPIPE_ERR_KEY		(EPOLLERR | EPOLLOUT | EPOLLWRNORM)
+#define AIOPIPE_DRAIN_KEY	((__force __poll_t)AIOPIPE_POLL_DRAINED)
+
+/* Counters: the order is the order of the u64 fields of struct aiopipe_stats. */
+enum aiopipe_stat {
+	AP_SYNC_READS,
+	AP_SYNC_WRITES,
+	AP_ASYNC_READS,
+	AP_ASYNC_WRITES,
+	AP_COMPLETED_AT_SUBMIT,
+	AP_QUEUED,
+	AP_COMPLETED_BY_PEER,
+	AP_COMPLETED_BY_RETRY,
+	AP_RETRIES,
+	AP_FUTILE_RETRIES,
+	AP_WAKEUPS_DELIVERED,
+	AP_WAKEUPS_FILTERED,
+	AP_CANCELS,
+	AP_EOF_COMPLETIONS,
+	AP_EPIPE_COMPLETIONS,
+	AP_BYTES_SINGLE_COPY,
+	AP_BYTES_RING,
+	AP_PENDING_READS,
+	AP_PENDING_WRITES,
+	AP_PINNED_PAGES,
+	AP_PINNED_PAGES_PEAK,
+	AP_BYTES_BUFFERED,
+	AP_CHANNELS,
+	AP_NR_STATS
+};
+
+struct aiopipe_counters {
+	atomic64_t v[AP_NR_STATS];
+};
+
+/* The pipe object: see the LOCKING comment in channel.c. */
+struct aiopipe_fifo;
+
+struct aiopipe_chan {
+	struct kref ref;
+	struct aiopipe_fifo *fifo;	/* named FIFO owning it, or NULL */
+	struct mutex mutex;
+	wait_queue_head_t wq;
+
+	/* under mutex */
+	char *ring;
+	u32 cap;
+	u32 head;
+	u32 len;
+	unsigned int readers;
+	unsigned int writers;
+	unsigned int r_counter;
+	unsigned int w_counter;
+	u64 consumed;		/* bytes ever read: the drain barrier's clock */
+	u64 produced;		/* bytes ever put in the ring or a reader */
+
+	/* under wq.lock */
+	struct list_head rd_pending;
+	struct list_head wr_pending;
+	unsigned int pinned_pages;
+
+	/* written under mutex, read locklessly by wake callbacks */
+	u32 engine;
+	u32 filter;
+
+	struct fasync_struct *fasync_readers;
+	struct fasync_struct *fasync_writers;
+	struct aiopipe_counters stats;
+};
+
+enum aiopipe_req_state {
+	RQ_NEW,		/* allocated, not yet on a pending list */
+	RQ_QUEUED,	/* on a pending list, idle (armed if retry and head) */
+	RQ_KICKED,	/* on a pending list, its work item is queued */
+	RQ_BUSY,	/* on a pending list, an owner is moving its bytes */
+	RQ_DONE,	/* off the list; whoever set DONE completes it */
+};
+
+enum aiopipe_kick {
+	KICK_WAKE,	/* a wakeup matched: a retry that moves nothing is futile */
+	KICK_PROMOTE,	/* became head of the list, or must finish */
+};
+
+/* A queued libaio request. */
+struct aiopipe_req {
+	struct kiocb *iocb;
+	struct aiopipe_chan *chan;	/* holds a reference */
+	struct list_head node;		/* rd_pending / wr_pending */
+	struct wait_queue_entry wait;	/* on chan->wq while armed */
+	struct work_struct work;
+	struct iov_iter iter;		/* the part still to move */
+	const void *dup;		/* retry: our copy of the iovec array */
+	struct mm_struct *mm;		/* retry: submitter's mm (mmgrab) */
+	struct bio_vec *bv;		/* direct: the pinned pages */
+	unsigned int nr_bv;
+	size_t done;			/* bytes moved so far */
+	long res;			/* the completion result, once DONE */
+	enum aiopipe_req_state state;
+	enum aiopipe_kick kick;
+	bool write;
+	bool direct;
+	bool cancelled;
+};
+
+static inline bool aiopipe_req_is_direct(const struct aiopipe_req *req)
+{
+	return req->direct;
+}
+
+/* main.c */
+extern struct workqueue_struct *aiopipe_wq;
+extern unsigned int aiopipe_default_capacity;
+extern unsigned int aiopipe_max_capacity;
+extern unsigned int aiopipe_default_engine;
+extern unsigned int aiopipe_default_filter;
+extern unsigned int aiopipe_max_pin_pages_req;
+extern unsigned int aiopipe_max_pin_pages_chan;
+extern umode_t aiopipe_fifo_mode;
+
+/* channel.c */
+struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);
+void aiopipe_chan_put(struct aiopipe_chan *chan);
+int aiopipe_chan_round_capacity(u64 size, u32 *cap);
+int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size);
+size_t aiopipe_ring_to_iter(struct aiopipe_chan *chan, struct iov_iter *to,
+			    bool *fault);
+size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
+			      size_t max, bool *fault);
+void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key);
+void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key);
+
+static inline u32 aiopipe_free(const struct aiopipe_chan *chan)
+{
+	return chan->cap - chan->len;
+}
+
+static inline struct aiopipe_req *aiopipe_head(struct list_head *list)
+{
+	return list_first_entry_or_null(list, struct aiopipe_req, node);
+}
+
+/* file.c */
+extern const struct file_operations aiopipe_end_fops;
+void aiopipe_end_release(struct file *file);
+bool aiopipe_is_end(const struct file *file);
+
+/* async.c: the request state machine */
+ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
+		      struct iov_iter *iter, bool write, size_t done_already,
+		      struct list_head *done);
+struct aiopipe_req *aiopipe_claim_direct(struct aiopipe_chan *chan,
+					 struct list_head *list);
+void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
+		     struct list_head *done);
+void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
+			     struct list_head *done);
+void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
+void aiopipe_req_finish(struct aiopipe_req *req);
+void aiopipe_finish_list(struct list_head *done);
+void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
+			  struct list_head *done);
+
+/* file.c: the transfer core shared by sync, async and retry paths */
+size_t aiopipe_move_out(struct aiopipe_chan *chan, struct iov_iter *to,
+			struct list_head *done, bool *fault);
+size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
+		       size_t max, struct list_head *done, bool *fault);
+bool aiopipe_read_ready(const struct aiopipe_chan *chan);
+bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left);
+__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
+			    bool next_reader);
+void aiopipe_end_init(struct file *file, struct aiopipe_chan *chan);
+int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
+		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg);
+int aiopipe_fifo_open(struct inode *inode, struct file *file);
+void aiopipe_fifo_release(struct file *file);
+
+/* retry.c: the kiocb retry engine */
+void aiopipe_retry_init(struct aiopipe_req *req);
+int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter);
+void aiopipe_retry_release(struct aiopipe_req *req);
+void aiopipe_arm_locked(struct aiopipe_req *req);
+void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why);
+
+/* direct.c: the single-copy engine */
+int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter);
+void aiopipe_direct_unpin(struct aiopipe_req *req);
+size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
+			       struct iov_iter *from, size_t max,
+			       struct list_head *done, bool *fault);
+size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
+				 struct iov_iter *to, struct list_head *done,
+				 bool *fault);
+
+/* stats.c */
+void aiopipe_stat_add(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n);
+void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n);
+void aiopipe_stats_fill(struct aiopipe_chan *chan, struct aiopipe_stats *st);
+int aiopipe_stats_copy(struct aiopipe_chan *chan, void __user *arg);
+int aiopipe_stats_init(void);
+void aiopipe_stats_exit(void);
+extern const struct attribute_group *aiopipe_stats_groups[];
+
+static inline void aiopipe_stat_inc(struct aiopipe_chan *chan,
+				    enum aiopipe_stat s)
+{
+	aiopipe_stat_add(chan, s, 1);
+}
+
+/* factory.c, fifo.c */
+int aiopipe_factory_init(void);
+void aiopipe_factory_exit(void);
+int aiopipe_fifo_init(unsigned int count);
+void aiopipe_fifo_exit(void);
+
+#endif /* _AIOPIPE_H */

@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiopipe async requests: queueing a libaio kiocb that cannot finish now,
+ * the per-request state machine, cancel, and completion.
+ *
+ * States (all transitions under chan->wq.lock, see aiopipe.h):
+ *
+ *   NEW --publish--> QUEUED --wake/promote--> KICKED --worker--> BUSY
+ *                      |  ^--------------- re-arm ----------------'  |
+ *                      +--peer claim--> BUSY --unclaim--> QUEUED      |
+ *                      |                  '---------------------------+--> DONE
+ *                      '--cancel / other end closed-------------------'
+ *
+ * Whoever moves a request to DONE owns it: it is off the pending list and
+ * that context (or the work item it queued) completes and frees it.  A
+ * cancel that finds the request NEW, KICKED or BUSY only sets ->cancelled;
+ * the current owner then finishes it instead of parking it again.
+ *
+ * Requests are served in FIFO order per direction: a new read (sync or
+ * async) takes bytes only when no read is pending, and likewise for writes,
+ * so a submitter's stream is never reordered and no request starves.
+ */
+#include "aiopipe.h"
+
+#include <linux/aio.h>
+#include <linux/slab.h>
+#include <linux/sched/mm.h>
+
+static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
+						bool write)
+{
+	return write ? &chan->wr_pending : &chan->rd_pending;
+}
+
+static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
+				     const struct aiopipe_req *req)
+{
+	if (req->write)
+		return aiopipe_write_ready(chan, iov_iter_count(&req->iter));
+	return aiopipe_read_ready(chan);
+}
+
+/*
+ * The head of a pending list is the only request that may move bytes: arm
+ * it (retry) and kick it at once if it can already make progress.
+ */
+void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
+{
+	struct aiopipe_req *head = aiopipe_head(list);
+
+	lockdep_assert_held(&chan->wq.lock);
+	if (!head || head->state != RQ_QUEUED)
+		return;
+	if (!head->direct)
+		aiopipe_arm_locked(head);
+	if (aiopipe_req_ready(chan, head))
+		aiopipe_kick_locked(head, KICK_PROMOTE);
+}
+
+/*
+ * Take @req off its list as DONE with result @res.  With @done the caller
+ * completes it after dropping its locks; without, (cancel, atomic context)
+ * the request's work item does.
+ */
+void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
+			     struct list_head *done)
+{
+	struct aiopipe_chan *chan = req->chan;
+	bool was_head = aiopipe_head(aiopipe_pending(chan, req->write)) == req;
+
+	lockdep_assert_held(&chan->wq.lock);
+	list_del_init(&req->wait.entry);
+	list_del_init(&req->node);
+	req->state = RQ_DONE;
+	req->res = res;
+	if (done)
+		list_add_tail(&req->node, done);
+	else
+		queue_work(aiopipe_wq, &req->work);
+	if (was_head)
+		aiopipe_promote_locked(chan, aiopipe_pending(chan, req->write));
+}
+
+static inline long aiopipe_cancel_res(const struct aiopipe_req *req)
+{
+	return req->done ? req->done : -ECANCELED;
+}
+
+/*
+ * Claim the head of @list for a peer copy: only a direct request that is
+ * idle.  The claimed request stays first in line (BUSY) while the caller
+ * copies, so nobody can overtake it.
+ */
+struct aiopipe_req *aiopipe_claim_direct(struct aiopipe_chan *chan,
+					 struct list_head *list)
+{
+	struct aiopipe_req *req;
+
+	spin_lock_irq(&chan->wq.lock);
+	req = aiopipe_head(list);
+	if (req && req->direct && req->state == RQ_QUEUED)
+		req->state = RQ_BUSY;
+	else
+		req = NULL;
+	spin_unlock_irq(&chan->wq.lock);
+	return req;
+}
+
+/* End a claim: complete the request with @res, or put it back in line. */
+void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
+		     struct list_head *done)
+{
+	struct aiopipe_chan *chan = req->chan;
+
+	spin_lock_irq(&chan->wq.lock);
+	if (!finished && req->cancelled) {
+		finished = true;
+		res = aiopipe_cancel_res(req);
+	}
+	if (finished)
+		aiopipe_req_take_locked(req, res, done);
+	else
+		req->state = RQ_QUEUED;
+	spin_unlock_irq(&chan->wq.lock);
+	if (finished)
+		aiopipe_stat_inc(chan, AP_COMPLETED_BY_PEER);
+}
+
+/*
+ * kiocb cancel callback.  Called by io_cancel() and on exit/io_destroy with
+ * the AIO context lock held and IRQs off, possibly from softirq: it must not
+ * complete the kiocb itself (ki_complete takes that same lock), nor sleep.
+ * It always returns 0: fs/aio.c delists the kiocb whatever we answer.
+ */
+static int aiopipe_cancel(struct kiocb *iocb)
+{
+	struct aiopipe_req *req = iocb->private;
+	struct aiopipe_chan *chan = req->chan;
+	unsigned long flags;
+
+	spin_lock_irqsave(&chan->wq.lock, flags);
+	switch (req->state) {
+	case RQ_QUEUED:
+		aiopipe_stat_inc(chan, AP_CANCELS);
+		aiopipe_req_take_locked(req, aiopipe_cancel_res(req), NULL);
+		break;
+	case RQ_NEW:
+	case RQ_KICKED:
+	case RQ_BUSY:
+		aiopipe_stat_inc(chan, AP_CANCELS);
+		req->cancelled = true;
+		break;
+	case RQ_DONE:
+		break;
+	}
+	spin_unlock_irqrestore(&chan->wq.lock, flags);
+	return 0;
+}
+
+/*
+ * Queue @iocb: called with the mutex held at the point where a blocking
+ * call would sleep.  @done_already bytes of a write have been moved.
+ * Returns -EIOCBQUEUED, or a result to complete with now.
+ */
+ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
+		      struct iov_iter *iter, bool write, size_t done_already,
+		      struct list_head *done)
+{
+	struct aiopipe_req *req;
+	int ret = -EINVAL;
+
+	lockdep_assert_held(&chan->mutex);
+	req = kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
+	if (!req)
+		return done_already ?: -ENOMEM;
+	req->iocb = iocb;
+	req->chan = chan;
+	req->write = write;
+	req->done = done_already;
+	INIT_LIST_HEAD(&req->node);
+	aiopipe_retry_init(req);
+	if (READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT)
+		ret = aiopipe_direct_pin(req, iter);
+	if (ret)
+		ret = aiopipe_retry_prepare(req, iter);
+	if (ret) {
+		kfree(req);
+		return done_already ?: ret;
+	}
+	kref_get(&chan->ref);
+	aiopipe_stat_inc(chan, AP_QUEUED);
+	aiopipe_stat_inc(chan, write ? AP_PENDING_WRITES : AP_PENDING_READS);
+	iocb->private = req;
+	kiocb_set_cancel_fn(iocb, aiopipe_cancel);
+
+	spin_lock_irq(&chan->wq.lock);
+	/* Pending direct reads exist only while the ring is empty. */
+	WARN_ON_ONCE(!write && req->direct && chan->len &&
+		     list_empty(&chan->rd_pending));
+	if (req->cancelled) {
+		req->state = RQ_DONE;
+		req->res = aiopipe_cancel_res(req);
+		list_add_tail(&req->node, done);
+	} else {
+		req->state = RQ_QUEUED;
+		list_add_tail(&req->node, aiopipe_pending(chan, write));
+		aiopipe_promote_locked(chan, aiopipe_pending(chan, write));
+	}
+	spin_unlock_irq(&chan->wq.lock);
+	return -EIOCBQUEUED;
+}
+
+/*
+ * The last reader or writer went away: every idle request of the other
+ * direction completes now (EOF for reads; EPIPE, or the bytes already in,
+ * for writes).  KICKED requests are finished by their worker, which sees
+ * the same condition.  Mutex held.
+ */
+void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
+			  struct list_head *done)
+{
+	struct list_head *list = aiopipe_pending(chan, writes);
+	struct aiopipe_req *req, *next;
+
+	lockdep_assert_held(&chan->mutex);
+	spin_lock_irq(&chan->wq.lock);
+	list_for_each_entry_safe(req, next, list, node) {
+		if (req->state != RQ_QUEUED)
+			continue;
+		if (writes)
+			aiopipe_req_take_locked(req, req->done ?: -EPIPE, done);
+		else
+			aiopipe_req_take_locked(req, 0, done);
+	}
+	spin_unlock_irq(&chan->wq.lock);
+}
+
+static void aiopipe_count_result(struct aiopipe_req *req)
+{
+	if (!req->write && req->res == 0)
+		aiopipe_stat_inc(req->chan, AP_EOF_COMPLETIONS);
+	if (req->write && req->res == -EPIPE)
+		aiopipe_stat_inc(req->chan, AP_EPIPE_COMPLETIONS);
+}
+
+/*
+ * Complete and free a DONE request.  Process context, no spinlock held:
+ * unpinning may sleep and ki_complete takes the AIO context lock.  Pages
+ * are released before the completion is visible, so a reaped completion
+ * never leaves pinned memory behind.
+ */
+void aiopipe_req_finish(struct aiopipe_req *req)
+{
+	struct aiopipe_chan *chan = req->chan;
+
+	if (req->direct)
+		aiopipe_direct_unpin(req);
+	else
+		aiopipe_retry_release(req);
+	aiopipe_count_result(req);
+	aiopipe_stat_add(chan, req->write ? AP_PENDING_WRITES :
+					    AP_PENDING_READS, -1);
+	req->iocb->ki_complete(req->iocb, req->res);
+	kfree(req);
+	aiopipe_chan_put(chan);
+}
+
+void aiopipe_finish_list(struct list_head *done)
+{
+	struct aiopipe_req *req, *next;
+
+	list_for_each_entry_safe(req, next, done, node) {
+		list_del_init(&req->node);
+		aiopipe_req_finish(req);
+	}
+}

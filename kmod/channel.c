@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiopipe channel: the pipe object, its byte ring and its single wait queue.
+ *
+ * LOCKING:
+ *
+ *   chan->mutex (sleepable)
+ *	protects the ring (ring, cap, head, len), the reader/writer counts and
+ *	the produced/consumed clocks, and serialises every transfer.  It is
+ *	held across copies to and from user memory and pinned pages, like
+ *	pipe->mutex.  Taken in process context only: read/write, the retry
+ *	worker, ioctl, release.
+ *
+ *   chan->wq.lock (irq-safe spinlock, the wait queue's own lock)
+ *	protects the wait queue, both pending lists (rd_pending, wr_pending),
+ *	every req->state, req->cancelled, req->kick, and chan->pinned_pages.
+ *	Wake callbacks already run under it, so they may move a request between
+ *	states without another lock (as eventfd uses wqh.lock for its count).
+ *	The aio cancel callback takes it with the AIO context lock held, IRQs
+ *	off, in task or softirq context (exit_aio from an RCU callback).
+ *
+ *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
+ *		 chan->mutex -> chan->wq.lock
+ *		 ctx_lock    -> chan->wq.lock (cancel; aio_poll_cancel does too)
+ *	Never call ki_complete(), kiocb_set_cancel_fn() or wake_up() with
+ *	wq.lock held: ki_complete takes ctx_lock, which would invert the cancel
+ *	order.  Completed requests are collected on a local list and finished
+ *	after the spinlock (normally also the mutex) is dropped.
+ *
+ * LIFETIMES:
+ *
+ *   The channel is refcounted (kref): one reference per open end file and
+ *   one per live request.  It is freed by the last aiopipe_chan_put(), which
+ *   can only happen after every request has been completed and every file
+ *   released, so no work item or wake callback can reach a freed channel.
+ *   A request is freed by whoever moves it to RQ_DONE, after ki_complete().
+ *   A pending libaio request holds a reference on its file (fs/aio.c), so an
+ *   end's ->release never runs while one of its own requests is pending.
+ */
+#include "aiopipe.h"
+
+#include <linux/slab.h>
+#include <linux/sched/signal.h>
+#include <linux/capability.h>
+#include <linux/log2.h>
+
+struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
+{
+	struct aiopipe_chan *chan;
+
+	chan = kzalloc(sizeof(*chan), GFP_KERNEL_ACCOUNT);
+	if (!chan)
+		return NULL;
+	chan->ring = kvmalloc(capacity, GFP_KERNEL_ACCOUNT);
+	if (!chan->ring) {
+		kfree(chan);
+		return NULL;
+	}
+	kref_init(&chan->ref);
+	mutex_init(&chan->mutex);
+	init_waitqueue_head(&chan->wq);
+	INIT_LIST_HEAD(&chan->rd_pending);
+	INIT_LIST_HEAD(&chan->wr_pending);
+	chan->cap = capacity;
+	chan->engine = engine;
+	chan->filter = aiopipe_default_filter;
+	aiopipe_stat_inc(chan, AP_CHANNELS);
+	return chan;
+}
+
+static void aiopipe_chan_free(struct kref *ref)
+{
+	struct aiopipe_chan *chan = container_of(ref, struct aiopipe_chan, ref);
+
+	WARN_ON_ONCE(!list_empty(&chan->rd_pending));
+	WARN_ON_ONCE(!list_empty(&chan->wr_pending));
+	WARN_ON_ONCE(chan->pinned_pages);
+	aiopipe_stat_add(chan, AP_BYTES_BUFFERED, -(s64)chan->len);
+	aiopipe_stat_add(chan, AP_CHANNELS, -1);
+	mutex_destroy(&chan->mutex);
+	kvfree(chan->ring);
+	kfree(chan);
+}
+
+/* Drop a reference; the last one frees the channel (see LIFETIMES). */
+void aiopipe_chan_put(struct aiopipe_chan *chan)
+{
+	kref_put(&chan->ref, aiopipe_chan_free);
+}
+
+/* round_pipe_size() for bytes: a power of two of at least PAGE_SIZE. */
+int aiopipe_chan_round_capacity(u64 size, u32 *cap)
+{
+	if (size > (1U << 31))
+		return -EINVAL;
+	*cap = size < PAGE_SIZE ? PAGE_SIZE : roundup_pow_of_two(size);
+	return 0;
+}
+
+static int aiopipe_capacity_allowed(u32 cap)
+{
+	if (cap > aiopipe_max_capacity && !capable(CAP_SYS_RESOURCE))
+		return -EPERM;
+	return 0;
+}
+
+/* Copy the ring's contents, oldest first, into a new buffer of @cap bytes. */
+static void aiopipe_ring_linearize(struct aiopipe_chan *chan, char *dst)
+{
+	u32 first = min(chan->len, chan->cap - chan->head);
+
+	memcpy(dst, chan->ring + chan->head, first);
+	memcpy(dst + first, chan->ring, chan->len - first);
+}
+
+/*
+ * F_SETPIPE_SZ for a channel: EBUSY if the bytes held would not fit, so a
+ * shrink never loses data.  Returns the new capacity.
+ */
+int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
+{
+	char *ring;
+	u32 cap;
+	int ret;
+
+	ret = aiopipe_chan_round_capacity(size, &cap);
+	if (!ret)
+		ret = aiopipe_capacity_allowed(cap);
+	if (ret)
+		return ret;
+	ring = kvmalloc(cap, GFP_KERNEL_ACCOUNT);
+	if (!ring)
+		return -ENOMEM;
+	mutex_lock(&chan->mutex);
+	if (chan->len > cap) {
+		mutex_unlock(&chan->mutex);
+		kvfree(ring);
+		return -EBUSY;
+	}
+	aiopipe_ring_linearize(chan, ring);
+	swap(ring, chan->ring);
+	chan->cap = cap;
+	chan->head = 0;
+	mutex_unlock(&chan->mutex);
+	kvfree(ring);
+	aiopipe_wake(chan, AIOPIPE_WRITE_KEY);
+	return cap;
+}
+
+/* Move as much of the ring as fits into @to.  Returns the bytes moved. */
+size_t aiopipe_ring_to_iter(struct aiopipe_chan *chan, struct iov_iter *to,
+			    bool *fault)
+{
+	size_t total = 0;
+
+	lockdep_assert_held(&chan->mutex);
+	while (chan->len && iov_iter_count(to)) {
+		size_t n = min3((size_t)chan->len, (size_t)(chan->cap - chan->head),
+				iov_iter_count(to));
+		size_t got = copy_to_iter(chan->ring + chan->head, n, to);
+
+		chan->head = (chan->head + got) & (chan->cap - 1);
+		chan->len -= got;
+		total += got;
+		if (got < n) {
+			*fault = true;
+			break;
+		}
+	}
+	if (!chan->len)
+		chan->head = 0;
+	chan->consumed += total;
+	aiopipe_stat_add(chan, AP_BYTES_RING, total);
+	aiopipe_stat_add(chan, AP_BYTES_BUFFERED, -(s64)total);
+	return total;
+}
+
+/* Append up to @max bytes of @from to the ring.  Returns the bytes moved. */
+size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
+			      size_t max, bool *fault)
+{
+	size_t total = 0;
+
+	lockdep_assert_held(&chan->mutex);
+	max = min3(max, iov_iter_count(from), (size_t)aiopipe_free(chan));
+	while (total < max) {
+		u32 tail = (chan->head + chan->len) & (chan->cap - 1);
+		size_t n = min(max - total, (size_t)(chan->cap - tail));
+		size_t got = copy_from_iter(chan->ring + tail, n, from);
+
+		chan->len += got;
+		total += got;
+		if (got < n) {
+			*fault = true;
+			break;
+		}
+	}
+	chan->produced += total;
+	aiopipe_stat_add(chan, AP_BYTES_BUFFERED, total);
+	return total;
+}
+
+/*
+ * Keyed wakeups.  Every wakeup carries a poll key so that epoll, aio poll,
+ * io_uring poll and our own retry callbacks can filter.  Called without
+ * chan->wq.lock; the barrier in wq_has_sleeper() pairs with the one in
+ * prepare_to_wait()/add_wait_queue().
+ */
+void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
+{
+	if (wq_has_sleeper(&chan->wq))
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1, poll_to_key(key));
+	if (key & EPOLLIN)
+		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
+	if (key & EPOLLOUT)
+		kill_fasync(&chan->fasync_writers, SIGIO, POLL_OUT);
+}
+
+/* Wake every waiter, exclusive or not: an end went away. */
+void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key)
+{
+	__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0, poll_to_key(key));
+	if (key & EPOLLIN)
+		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
+	if (key & EPOLLOUT)
+		kill_fasync(&chan->fasync_writers, SIGIO, POLL_OUT);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Every kernel-version difference aiopipe depends on, as whole functions.
+ * Supported: Debian's 6.1 and 6.12 LTS kernels (and the 6.1-based debug
+ * kernel).  Nothing outside this file tests LINUX_VERSION_CODE.
+ */
+#ifndef _AIOPIPE_COMPAT_H
+#define _AIOPIPE_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/fs.h>
+#include <linux/splice.h>
+#include <linux/uio.h>
+
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+
+/* The writer-generation a FIFO reader has seen (pipe's f_pipe). */
+static inline u64 *aiopipe_file_seen(struct file *file)
+{
+	return &file->f_pipe;
+}
+
+/* The current segment of a user-backed iterator. */
+static inline struct iovec aiopipe_iter_seg(const struct iov_iter *iter)
+{
+	if (iter_is_ubuf(iter))
+		return (struct iovec) {
+			.iov_base = iter->ubuf + iter->iov_offset,
+			.iov_len = iter->count,
+		};
+	return (struct iovec) {
+		.iov_base = iter_iov_addr(iter),
+		.iov_len = min(iter->count, iter_iov_len(iter)),
+	};
+}
+
+static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
+					  struct pipe_inode_info *pipe,
+					  size_t len, unsigned int flags)
+{
+	return copy_splice_read(in, ppos, pipe, len, flags);
+}
+
+#else /* 6.1 */
+
+static inline u64 *aiopipe_file_seen(struct file *file)
+{
+	return &file->f_version;
+}
+
+static inline struct iovec aiopipe_iter_seg(const struct iov_iter *iter)
+{
+	if (iter_is_ubuf(iter))
+		return (struct iovec) {
+			.iov_base = iter->ubuf + iter->iov_offset,
+			.iov_len = iter->count,
+		};
+	return iov_iter_iovec(iter);
+}
+
+static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
+					  struct pipe_inode_info *pipe,
+					  size_t len, unsigned int flags)
+{
+	return generic_file_splice_read(in, ppos, pipe, len, flags);
+}
+
+#endif
+
+#endif /* _AIOPIPE_COMPAT_H */

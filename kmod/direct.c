@@ -1,0 +1,277 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiopipe direct engine: single copy.  At submission the request's user
+ * pages are pinned (FOLL_LONGTERM, so a later fork cannot move them under
+ * us); the opposite side, in its own context, copies straight between its
+ * own buffer and those pages and completes the request inline: one copy,
+ * no context switch, no workqueue.
+ *
+ * Invariants (checked with WARN_ON_ONCE where they are relied on):
+ *  - a pending direct read is served by a writer only while the ring is
+ *    empty, so bytes already in the ring are never overtaken;
+ *  - a reader drains pending direct writes only after the ring is empty,
+ *    and pulls them into the ring only in FIFO order behind its contents.
+ *
+ * Pinned pages are bounded per request (max_pin_pages_req) and per channel
+ * (max_pin_pages_chan); past a bound the request uses the retry engine.
+ */
+#include "aiopipe.h"
+#include "compat.h"
+
+#include <linux/mm.h>
+#include <linux/slab.h>
+
+#define AIOPIPE_PIN_BATCH	16
+
+static int aiopipe_pin_reserve(struct aiopipe_chan *chan, unsigned int nr)
+{
+	int ret = 0;
+
+	spin_lock_irq(&chan->wq.lock);
+	if (chan->pinned_pages + nr > aiopipe_max_pin_pages_chan)
+		ret = -E2BIG;
+	else
+		chan->pinned_pages += nr;
+	spin_unlock_irq(&chan->wq.lock);
+	return ret;
+}
+
+static void aiopipe_pin_unreserve(struct aiopipe_chan *chan, unsigned int nr)
+{
+	spin_lock_irq(&chan->wq.lock);
+	chan->pinned_pages -= nr;
+	spin_unlock_irq(&chan->wq.lock);
+}
+
+static void aiopipe_unpin_bvecs(struct bio_vec *bv, unsigned int nr,
+				bool dirty)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr; i++)
+		unpin_user_pages_dirty_lock(&bv[i].bv_page, 1, dirty);
+}
+
+/* Pin one user segment into @bv; returns the number of bvecs filled. */
+static int aiopipe_pin_seg(struct iovec seg, struct bio_vec *bv,
+			   unsigned int room, unsigned int gup)
+{
+	unsigned long addr = (unsigned long)seg.iov_base;
+	size_t left = seg.iov_len, off = offset_in_page(addr);
+	struct page *pages[AIOPIPE_PIN_BATCH];
+	unsigned int nr = 0;
+
+	while (left) {
+		int want = min_t(size_t, DIV_ROUND_UP(off + left, PAGE_SIZE),
+				 AIOPIPE_PIN_BATCH);
+		int i, got;
+
+		if (nr + want > room)
+			goto fail;
+		got = pin_user_pages_fast(addr - off, want, gup, pages);
+		if (got <= 0)
+			goto fail;
+		for (i = 0; i < got; i++, nr++) {
+			size_t n = min_t(size_t, PAGE_SIZE - off, left);
+
+			bvec_set_page(&bv[nr], pages[i], n, off);
+			addr += n;
+			left -= n;
+			off = 0;
+		}
+	}
+	return nr;
+fail:
+	aiopipe_unpin_bvecs(bv, nr, false);
+	return -EFAULT;
+}
+
+/*
+ * Pin every page of @iter and point req->iter at them (ITER_BVEC).  Any
+ * failure (bounds, bad address) leaves nothing pinned: the caller falls
+ * back to the retry engine, whose copy reports a bad address as -EFAULT.
+ */
+int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
+{
+	struct aiopipe_chan *chan = req->chan;
+	unsigned int gup = FOLL_LONGTERM | (req->write ? 0 : FOLL_WRITE);
+	int npages = iov_iter_npages(iter, INT_MAX);
+	struct iov_iter walk = *iter;
+	unsigned int nr = 0;
+	struct bio_vec *bv;
+	int ret;
+
+	if (!iter_is_ubuf(iter) && !iter_is_iovec(iter))
+		return -EINVAL;
+	if (npages > aiopipe_max_pin_pages_req)
+		return -E2BIG;
+	ret = aiopipe_pin_reserve(chan, npages);
+	if (ret)
+		return ret;
+	ret = -ENOMEM;
+	bv = kvmalloc_array(npages, sizeof(*bv), GFP_KERNEL_ACCOUNT);
+	if (!bv)
+		goto unreserve;
+	while (iov_iter_count(&walk)) {
+		struct iovec seg = aiopipe_iter_seg(&walk);
+
+		ret = aiopipe_pin_seg(seg, bv + nr, npages - nr, gup);
+		if (ret < 0)
+			goto unpin;
+		nr += ret;
+		iov_iter_advance(&walk, seg.iov_len);
+	}
+	req->bv = bv;
+	req->nr_bv = nr;
+	req->direct = true;
+	iov_iter_bvec(&req->iter, iov_iter_rw(iter), bv, nr,
+		      iov_iter_count(iter));
+	aiopipe_pin_unreserve(chan, npages - nr);
+	aiopipe_stat_pinned(chan, nr);
+	return 0;
+
+unpin:
+	aiopipe_unpin_bvecs(bv, nr, false);
+	kvfree(bv);
+unreserve:
+	aiopipe_pin_unreserve(chan, npages);
+	return ret;
+}
+
+/* Process context: unpinning may sleep (it locks pages to dirty them). */
+void aiopipe_direct_unpin(struct aiopipe_req *req)
+{
+	aiopipe_unpin_bvecs(req->bv, req->nr_bv, !req->write);
+	kvfree(req->bv);
+	aiopipe_pin_unreserve(req->chan, req->nr_bv);
+	aiopipe_stat_pinned(req->chan, -(s64)req->nr_bv);
+}
+
+/* Copy from the caller's @from into a pending read's pages. */
+static size_t aiopipe_direct_fill(struct aiopipe_req *req,
+				  struct iov_iter *from, size_t max,
+				  bool *fault)
+{
+	size_t total = 0;
+
+	while (total < max && iov_iter_count(&req->iter)) {
+		const struct bio_vec *bv = req->iter.bvec;
+		size_t off = req->iter.iov_offset;
+		size_t n = min3(bv->bv_len - off, max - total,
+				iov_iter_count(&req->iter));
+		size_t got = copy_page_from_iter(bv->bv_page,
+						 bv->bv_offset + off, n, from);
+
+		iov_iter_advance(&req->iter, got);
+		total += got;
+		if (got < n) {
+			*fault = true;
+			break;
+		}
+	}
+	return total;
+}
+
+/* Copy from a pending write's pages into the caller's @to. */
+static size_t aiopipe_direct_drain(struct aiopipe_req *req,
+				   struct iov_iter *to, bool *fault)
+{
+	size_t total = 0;
+
+	while (iov_iter_count(to) && iov_iter_count(&req->iter)) {
+		const struct bio_vec *bv = req->iter.bvec;
+		size_t off = req->iter.iov_offset;
+		size_t n = min3(bv->bv_len - off, iov_iter_count(to),
+				iov_iter_count(&req->iter));
+		size_t got = copy_page_to_iter(bv->bv_page, bv->bv_offset + off,
+					       n, to);
+
+		iov_iter_advance(&req->iter, got);
+		total += got;
+		if (got < n) {
+			*fault = true;
+			break;
+		}
+	}
+	return total;
+}
+
+static void aiopipe_count_single(struct aiopipe_chan *chan, size_t n)
+{
+	chan->consumed += n;
+	chan->produced += n;
+	aiopipe_stat_add(chan, AP_BYTES_SINGLE_COPY, n);
+}
+
+/*
+ * Writer meets pending direct reads (ring empty): fill them in order, each
+ * completing with what it got, as a woken pipe reader would.
+ */
+size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
+			       struct iov_iter *from, size_t max,
+			       struct list_head *done, bool *fault)
+{
+	struct aiopipe_req *req;
+	size_t total = 0;
+
+	lockdep_assert_held(&chan->mutex);
+	while (total < max && !*fault &&
+	       (req = aiopipe_claim_direct(chan, &chan->rd_pending))) {
+		size_t n;
+
+		WARN_ON_ONCE(chan->len);
+		n = aiopipe_direct_fill(req, from, max - total, fault);
+		req->done += n;
+		total += n;
+		aiopipe_count_single(chan, n);
+		aiopipe_unclaim(req, n, n, done);
+	}
+	return total;
+}
+
+/* Pull pending direct writes, in order, into the room left in the ring. */
+static void aiopipe_peer_pull_writes(struct aiopipe_chan *chan,
+				     struct list_head *done)
+{
+	struct aiopipe_req *req;
+	bool fault = false;
+
+	while (aiopipe_free(chan) &&
+	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
+		size_t n = aiopipe_ring_from_iter(chan, &req->iter,
+						  aiopipe_free(chan), &fault);
+
+		req->done += n;
+		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
+				done);
+		if (iov_iter_count(&req->iter))
+			break;
+	}
+}
+
+/*
+ * Reader meets pending direct writes: once the ring is empty, copy straight
+ * from their pages; a write completes when its last byte is taken.  Then
+ * move what is left of them into the ring, behind everything else.
+ */
+size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
+				 struct iov_iter *to, struct list_head *done,
+				 bool *fault)
+{
+	struct aiopipe_req *req;
+	size_t total = 0;
+
+	lockdep_assert_held(&chan->mutex);
+	while (!chan->len && iov_iter_count(to) && !*fault &&
+	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
+		size_t n = aiopipe_direct_drain(req, to, fault);
+
+		req->done += n;
+		total += n;
+		aiopipe_count_single(chan, n);
+		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
+				done);
+	}
+	aiopipe_peer_pull_writes(chan, done);
+	return total;
+}

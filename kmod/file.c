@@ -1,0 +1,512 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiopipe ends: the file operations of a read end, a write end, or an
+ * O_RDWR named FIFO.  Synchronous semantics mirror fs/pipe.c; the point
+ * where a pipe would sleep is where a libaio request is queued instead
+ * (async.c).  Locking: see channel.c.
+ */
+#include "aiopipe.h"
+#include "compat.h"
+
+#include <linux/sched/signal.h>
+#include <linux/uaccess.h>
+#include <asm/ioctls.h>
+
+static inline bool aiopipe_nonblock(const struct kiocb *iocb)
+{
+	return (iocb->ki_filp->f_flags & O_NONBLOCK) ||
+	       (iocb->ki_flags & IOCB_NOWAIT);
+}
+
+/* Only libaio kiocbs can be cancelled, so only they may be queued. */
+static inline bool aiopipe_may_queue(struct kiocb *iocb)
+{
+	return !is_sync_kiocb(iocb) && (iocb->ki_flags & IOCB_AIO_RW);
+}
+
+/* Lockless hints for sleepers; the decision is re-taken under the mutex. */
+static inline bool aiopipe_no_readers_ahead(const struct aiopipe_chan *chan)
+{
+	return list_empty_careful(&chan->rd_pending);
+}
+
+static inline bool aiopipe_no_writers_ahead(const struct aiopipe_chan *chan)
+{
+	return list_empty_careful(&chan->wr_pending);
+}
+
+/* Something a reader can take, or EOF. */
+bool aiopipe_read_ready(const struct aiopipe_chan *chan)
+{
+	return READ_ONCE(chan->len) || !READ_ONCE(chan->writers) ||
+	       !list_empty_careful(&chan->wr_pending);
+}
+
+/*
+ * Room for the next part of a write of @left bytes: all of it when it is at
+ * most PIPE_BUF (atomicity), else PIPE_BUF; or a pending reader to copy to
+ * directly; or no readers (EPIPE).
+ */
+bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left)
+{
+	return aiopipe_free(chan) >= min_t(size_t, left, PIPE_BUF) ||
+	       !READ_ONCE(chan->readers) ||
+	       (!READ_ONCE(chan->len) && !list_empty_careful(&chan->rd_pending));
+}
+
+static inline bool aiopipe_sync_read_ready(const struct aiopipe_chan *chan)
+{
+	return aiopipe_no_readers_ahead(chan) && aiopipe_read_ready(chan);
+}
+
+static inline bool aiopipe_sync_write_ready(const struct aiopipe_chan *chan,
+					    size_t left)
+{
+	return aiopipe_no_writers_ahead(chan) && aiopipe_write_ready(chan, left);
+}
+
+/*
+ * Sync sleepers filter by key like every other waiter, so that one wait
+ * queue can serve both directions (and IOCB_CMD_POLL accepts the file).
+ */
+struct aiopipe_waiter {
+	struct wait_queue_entry entry;
+	__poll_t mask;
+};
+
+static int aiopipe_sync_wake(struct wait_queue_entry *entry, unsigned int mode,
+			     int sync, void *key)
+{
+	struct aiopipe_waiter *w = container_of(entry, struct aiopipe_waiter,
+						entry);
+	__poll_t mask = key_to_poll(key);
+
+	if (mask && !(mask & w->mask))
+		return 0;
+	return autoremove_wake_function(entry, mode, sync, key);
+}
+
+/* Sleep, mutex dropped, until @ready; -ERESTARTSYS on a signal. */
+int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
+		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg)
+{
+	struct aiopipe_waiter w = { .mask = mask };
+	int ret = 0;
+
+	init_wait(&w.entry);
+	w.entry.func = aiopipe_sync_wake;
+	for (;;) {
+		prepare_to_wait_exclusive(&chan->wq, &w.entry,
+					  TASK_INTERRUPTIBLE);
+		if (ready(chan, arg))
+			break;
+		if (signal_pending(current)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		schedule();
+	}
+	finish_wait(&chan->wq, &w.entry);
+	return ret;
+}
+
+static bool aiopipe_sync_read_ready_arg(const struct aiopipe_chan *chan,
+					size_t unused)
+{
+	return aiopipe_sync_read_ready(chan);
+}
+
+/*
+ * Reader side of a transfer, mutex held: the ring first, then (direct
+ * engine) straight from the pinned pages of pending writes, then pull
+ * pending direct writes into the room just made.  Byte order is the ring's
+ * order followed by the pending writes' FIFO order.
+ */
+size_t aiopipe_move_out(struct aiopipe_chan *chan, struct iov_iter *to,
+			struct list_head *done, bool *fault)
+{
+	size_t n;
+
+	lockdep_assert_held(&chan->mutex);
+	n = aiopipe_ring_to_iter(chan, to, fault);
+	if (!*fault && !list_empty_careful(&chan->wr_pending))
+		n += aiopipe_peer_drain_writes(chan, to, done, fault);
+	return n;
+}
+
+/*
+ * Writer side of a transfer, mutex held: (direct engine) straight into the
+ * pinned pages of pending reads while the ring is empty, then the ring, up
+ * to @max bytes in all.
+ */
+size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
+		       size_t max, struct list_head *done, bool *fault)
+{
+	size_t n = 0;
+
+	lockdep_assert_held(&chan->mutex);
+	if (!chan->len && !list_empty_careful(&chan->rd_pending))
+		n = aiopipe_peer_fill_reads(chan, from, max, done, fault);
+	if (*fault)
+		return n;
+	return n + aiopipe_ring_from_iter(chan, from, max - n, fault);
+}
+
+/* Wake key after a read that moved bytes and left @free_before room. */
+__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan,
+					  u32 free_before, bool next_reader)
+{
+	__poll_t key = 0;
+
+	if (free_before < PIPE_BUF && aiopipe_free(chan) > free_before)
+		key |= AIOPIPE_WRITE_KEY;
+	if (next_reader && chan->len)
+		key |= AIOPIPE_READ_KEY;
+	if (chan->consumed == chan->produced)
+		key |= AIOPIPE_DRAIN_KEY;
+	return key;
+}
+
+/*
+ * read_iter for every caller: read(2), readv(2), splice, libaio, io_uring.
+ * A hot path: it keeps one mutex region around the transfer and the decision
+ * to sleep or queue, as pipe_read() does.
+ */
+static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
+{
+	struct aiopipe_chan *chan = iocb->ki_filp->private_data;
+	bool woken = false, fault = false;
+	LIST_HEAD(done);
+	__poll_t key = 0;
+	ssize_t ret;
+
+	if (!iov_iter_count(to))
+		return 0;
+	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_READS :
+						      AP_ASYNC_READS);
+	mutex_lock(&chan->mutex);
+	for (;;) {
+		u32 free_before = aiopipe_free(chan);
+
+		if (aiopipe_no_readers_ahead(chan)) {
+			ret = aiopipe_move_out(chan, to, &done, &fault);
+			if (ret) {
+				key = aiopipe_read_wakes(chan, free_before, woken);
+				break;
+			}
+			ret = -EFAULT;
+			if (fault)
+				break;
+		}
+		ret = 0;
+		if (!chan->writers)
+			break;
+		ret = -EAGAIN;
+		if (aiopipe_nonblock(iocb))
+			break;
+		if (aiopipe_may_queue(iocb)) {
+			ret = aiopipe_queue(chan, iocb, to, false, 0, &done);
+			break;
+		}
+		mutex_unlock(&chan->mutex);
+		ret = aiopipe_wait(chan, AIOPIPE_HUP_KEY,
+				   aiopipe_sync_read_ready_arg, 0);
+		if (ret)
+			return ret;
+		woken = true;
+		mutex_lock(&chan->mutex);
+	}
+	mutex_unlock(&chan->mutex);
+	if (ret > 0 && !is_sync_kiocb(iocb))
+		aiopipe_stat_inc(chan, AP_COMPLETED_AT_SUBMIT);
+	if (key)
+		aiopipe_wake(chan, key);
+	aiopipe_finish_list(&done);
+	return ret;
+}
+
+static bool aiopipe_sync_write_ready_arg(const struct aiopipe_chan *chan,
+					 size_t left)
+{
+	return aiopipe_sync_write_ready(chan, left);
+}
+
+/* The submitting task gets SIGPIPE, as from pipe_write(). */
+static ssize_t aiopipe_epipe(void)
+{
+	send_sig(SIGPIPE, current, 0);
+	return -EPIPE;
+}
+
+/*
+ * write_iter for every caller.  A write of at most PIPE_BUF bytes starts only
+ * when it fits whole and runs under the mutex, so it is never interleaved.
+ * A libaio write that cannot finish now is queued with what it already
+ * moved and completes when all its bytes are in.  Hot path: one mutex region.
+ */
+static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
+{
+	struct aiopipe_chan *chan = iocb->ki_filp->private_data;
+	size_t written = 0;
+	bool woken = false, fault = false;
+	LIST_HEAD(done);
+	__poll_t key = 0;
+	ssize_t ret;
+
+	if (!iov_iter_count(from))
+		return 0;
+	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_WRITES :
+						      AP_ASYNC_WRITES);
+	mutex_lock(&chan->mutex);
+	for (;;) {
+		size_t left = iov_iter_count(from);
+		u32 len_before = chan->len;
+
+		if (!chan->readers) {
+			ret = written ?: aiopipe_epipe();
+			break;
+		}
+		if (aiopipe_sync_write_ready(chan, left)) {
+			size_t n = aiopipe_move_in(chan, from, left, &done,
+						   &fault);
+
+			written += n;
+			if (chan->len > len_before)
+				key |= AIOPIPE_READ_KEY;
+			ret = written;
+			if (fault) {
+				ret = written ?: -EFAULT;
+				break;
+			}
+			if (n == left)
+				break;
+			continue;
+		}
+		ret = written ?: -EAGAIN;
+		if (aiopipe_nonblock(iocb))
+			break;
+		if (aiopipe_may_queue(iocb)) {
+			ret = aiopipe_queue(chan, iocb, from, true, written,
+					    &done);
+			break;
+		}
+		mutex_unlock(&chan->mutex);
+		if (key)
+			aiopipe_wake(chan, key);
+		key = 0;
+		ret = aiopipe_wait(chan, AIOPIPE_ERR_KEY,
+				   aiopipe_sync_write_ready_arg, left);
+		if (ret)
+			return written ?: ret;
+		woken = true;
+		mutex_lock(&chan->mutex);
+	}
+	if (woken && ret > 0 && aiopipe_free(chan) >= PIPE_BUF)
+		key |= AIOPIPE_WRITE_KEY;
+	mutex_unlock(&chan->mutex);
+	if (ret > 0 && !is_sync_kiocb(iocb))
+		aiopipe_stat_inc(chan, AP_COMPLETED_AT_SUBMIT);
+	if (key)
+		aiopipe_wake(chan, key);
+	aiopipe_finish_list(&done);
+	return ret;
+}
+
+/* pipe_poll(): the same masks, one wait queue for both directions. */
+static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
+{
+	struct aiopipe_chan *chan = file->private_data;
+	__poll_t mask = 0;
+	u32 len;
+
+	poll_wait(file, &chan->wq, wait);
+	len = READ_ONCE(chan->len);
+	if (file->f_mode & FMODE_READ) {
+		if (len)
+			mask |= EPOLLIN | EPOLLRDNORM;
+		if (!READ_ONCE(chan->writers) &&
+		    *aiopipe_file_seen(file) != READ_ONCE(chan->w_counter))
+			mask |= EPOLLHUP;
+	}
+	if (file->f_mode & FMODE_WRITE) {
+		if (READ_ONCE(chan->cap) - len >= PIPE_BUF)
+			mask |= EPOLLOUT | EPOLLWRNORM;
+		if (!READ_ONCE(chan->readers))
+			mask |= EPOLLERR;
+		if (READ_ONCE(chan->consumed) == READ_ONCE(chan->produced) &&
+		    list_empty_careful(&chan->wr_pending))
+			mask |= AIOPIPE_DRAIN_KEY;
+	}
+	return mask;
+}
+
+static long aiopipe_set_u32(struct aiopipe_chan *chan, u32 *field, u32 val,
+			    u32 max)
+{
+	if (val > max)
+		return -EINVAL;
+	mutex_lock(&chan->mutex);
+	WRITE_ONCE(*field, val);
+	mutex_unlock(&chan->mutex);
+	return 0;
+}
+
+static long aiopipe_set_engine(struct aiopipe_chan *chan, u32 engine)
+{
+	if (engine == AIOPIPE_ENGINE_DEFAULT)
+		engine = aiopipe_default_engine;
+	if (engine < AIOPIPE_ENGINE_RETRY)
+		return -EINVAL;
+	return aiopipe_set_u32(chan, &chan->engine, engine,
+			       AIOPIPE_ENGINE_DIRECT);
+}
+
+static long aiopipe_ioctl(struct file *file, unsigned int cmd,
+			  unsigned long arg)
+{
+	struct aiopipe_chan *chan = file->private_data;
+	u32 __user *uarg = (u32 __user *)arg;
+	u32 val;
+
+	switch (cmd) {
+	case FIONREAD:
+		return put_user(READ_ONCE(chan->len), (int __user *)arg);
+	case AIOPIPE_IOC_GET_CAPACITY:
+		return put_user(READ_ONCE(chan->cap), uarg);
+	case AIOPIPE_IOC_GET_ENGINE:
+		return put_user(READ_ONCE(chan->engine), uarg);
+	case AIOPIPE_IOC_GET_FILTER:
+		return put_user(READ_ONCE(chan->filter), uarg);
+	case AIOPIPE_IOC_GET_STATS:
+		return aiopipe_stats_copy(chan, (void __user *)arg);
+	case AIOPIPE_IOC_SET_CAPACITY:
+	case AIOPIPE_IOC_SET_ENGINE:
+	case AIOPIPE_IOC_SET_FILTER:
+		break;
+	default:
+		return -ENOTTY;
+	}
+	if (get_user(val, uarg))
+		return -EFAULT;
+	if (cmd == AIOPIPE_IOC_SET_CAPACITY)
+		return aiopipe_chan_set_capacity(chan, val);
+	if (cmd == AIOPIPE_IOC_SET_ENGINE)
+		return aiopipe_set_engine(chan, val);
+	return aiopipe_set_u32(chan, &chan->filter, val, AIOPIPE_FILTER_ON);
+}
+
+static int aiopipe_fasync(int fd, struct file *file, int on)
+{
+	struct aiopipe_chan *chan = file->private_data;
+	int ret = 0;
+
+	mutex_lock(&chan->mutex);
+	if (file->f_mode & FMODE_READ)
+		ret = fasync_helper(fd, file, on, &chan->fasync_readers);
+	if (ret >= 0 && (file->f_mode & FMODE_WRITE)) {
+		ret = fasync_helper(fd, file, on, &chan->fasync_writers);
+		if (ret < 0 && (file->f_mode & FMODE_READ))
+			fasync_helper(-1, file, 0, &chan->fasync_readers);
+	}
+	mutex_unlock(&chan->mutex);
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Drain barrier: wait until every byte written before the call has been
+ * consumed; EPIPE if the readers go away first.
+ */
+static bool aiopipe_drained(const struct aiopipe_chan *chan, size_t mark)
+{
+	return READ_ONCE(chan->consumed) >= mark || !READ_ONCE(chan->readers);
+}
+
+static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
+			 int datasync)
+{
+	struct aiopipe_chan *chan = file->private_data;
+	u64 mark;
+	int ret;
+
+	if (!(file->f_mode & FMODE_WRITE))
+		return -EINVAL;
+	mutex_lock(&chan->mutex);
+	mark = chan->produced;
+	mutex_unlock(&chan->mutex);
+	ret = aiopipe_wait(chan, AIOPIPE_DRAIN_KEY | EPOLLERR,
+			   aiopipe_drained, mark);
+	if (ret)
+		return ret;
+	return READ_ONCE(chan->consumed) >= mark ? 0 : -EPIPE;
+}
+
+/* Drop this end's counts; complete what the vanished side left pending. */
+void aiopipe_end_release(struct file *file)
+{
+	struct aiopipe_chan *chan = file->private_data;
+	__poll_t key = 0;
+	LIST_HEAD(done);
+
+	mutex_lock(&chan->mutex);
+	if (file->f_mode & FMODE_READ && !--chan->readers) {
+		aiopipe_fail_pending(chan, true, &done);
+		key |= AIOPIPE_ERR_KEY;
+	}
+	if (file->f_mode & FMODE_WRITE && !--chan->writers) {
+		aiopipe_fail_pending(chan, false, &done);
+		key |= AIOPIPE_HUP_KEY;
+	}
+	mutex_unlock(&chan->mutex);
+	if (key)
+		aiopipe_wake_all(chan, key);
+	aiopipe_finish_list(&done);
+	aiopipe_fasync(-1, file, 0);
+}
+
+static int aiopipe_release(struct inode *inode, struct file *file)
+{
+	struct aiopipe_chan *chan = file->private_data;
+
+	if (chan->fifo) {
+		aiopipe_fifo_release(file);
+	} else {
+		aiopipe_end_release(file);
+		aiopipe_chan_put(chan);
+	}
+	return 0;
+}
+
+static ssize_t aiopipe_splice_read_fn(struct file *in, loff_t *ppos,
+				      struct pipe_inode_info *pipe,
+				      size_t len, unsigned int flags)
+{
+	return aiopipe_splice_read(in, ppos, pipe, len, flags);
+}
+
+const struct file_operations aiopipe_end_fops = {
+	.owner		= THIS_MODULE,
+	.open		= aiopipe_fifo_open,	/* named FIFOs only */
+	.read_iter	= aiopipe_read_iter,
+	.write_iter	= aiopipe_write_iter,
+	.poll		= aiopipe_poll,
+	.unlocked_ioctl	= aiopipe_ioctl,
+	.compat_ioctl	= compat_ptr_ioctl,
+	.fsync		= aiopipe_fsync,
+	.fasync		= aiopipe_fasync,
+	.release	= aiopipe_release,
+	.splice_read	= aiopipe_splice_read_fn,
+	.splice_write	= iter_file_splice_write,
+};
+
+bool aiopipe_is_end(const struct file *file)
+{
+	return file->f_op == &aiopipe_end_fops;
+}
+
+/* Make @file an end of @chan: a stream that honours IOCB_NOWAIT. */
+void aiopipe_end_init(struct file *file, struct aiopipe_chan *chan)
+{
+	stream_open(file_inode(file), file);
+	file->f_mode |= FMODE_NOWAIT;
+	file->private_data = chan;
+}
