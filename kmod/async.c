@@ -60,13 +60,15 @@ void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 /*
  * Take @req off its list as DONE with result @res.  With @done the caller
  * completes it after dropping its locks; without, (cancel, atomic context)
- * the request's work item does.
+ * the request's work item does.  When the list empties, sync waiters queued
+ * behind it are woken: they wait for "nobody ahead of me".
  */
-void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
-			     struct list_head *done)
+static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
+				      struct list_head *done, bool promote)
 {
 	struct aiopipe_chan *chan = req->chan;
-	bool was_head = aiopipe_head(aiopipe_pending(chan, req->write)) == req;
+	struct list_head *list = aiopipe_pending(chan, req->write);
+	bool was_head = aiopipe_head(list) == req;
 
 	lockdep_assert_held(&chan->wq.lock);
 	list_del_init(&req->wait.entry);
@@ -77,8 +79,19 @@ void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 		list_add_tail(&req->node, done);
 	else
 		queue_work(aiopipe_wq, &req->work);
-	if (was_head)
-		aiopipe_promote_locked(chan, aiopipe_pending(chan, req->write));
+	if (was_head && promote)
+		aiopipe_promote_locked(chan, list);
+	/* wq.lock is held: waitqueue_active() needs no barrier here */
+	if (list_empty(list) && waitqueue_active(&chan->wq))
+		__wake_up_locked_key(&chan->wq, TASK_INTERRUPTIBLE,
+				     poll_to_key(req->write ? AIOPIPE_WRITE_KEY :
+							      AIOPIPE_READ_KEY));
+}
+
+void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
+			     struct list_head *done)
+{
+	__aiopipe_req_take_locked(req, res, done, true);
 }
 
 static inline long aiopipe_cancel_res(const struct aiopipe_req *req)
@@ -227,11 +240,10 @@ void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 	list_for_each_entry_safe(req, next, list, node) {
 		if (req->state != RQ_QUEUED)
 			continue;
-		if (writes)
-			aiopipe_req_take_locked(req, req->done ?: -EPIPE, done);
-		else
-			aiopipe_req_take_locked(req, 0, done);
+		__aiopipe_req_take_locked(req, writes ? req->done ?: -EPIPE : 0,
+					  done, false);
 	}
+	aiopipe_promote_locked(chan, list);
 	spin_unlock_irq(&chan->wq.lock);
 }
 

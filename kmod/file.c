@@ -153,8 +153,8 @@ size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
 }
 
 /* Wake key after a read that moved bytes and left @free_before room. */
-__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan,
-					  u32 free_before, bool next_reader)
+__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
+			    bool next_reader)
 {
 	__poll_t key = 0;
 
@@ -199,7 +199,7 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 				break;
 		}
 		ret = 0;
-		if (!chan->writers)
+		if (!chan->writers && aiopipe_no_readers_ahead(chan))
 			break;
 		ret = -EAGAIN;
 		if (aiopipe_nonblock(iocb))
