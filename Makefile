@@ -42,7 +42,12 @@ HARNESS		:= $(B)/ksft/kselftest_harness.h
 CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all module modules userspace testmods check check-static check-debug \
-	vm bench bench-quick print-kdir clean deps debug-kernel
+	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall
+
+PREFIX		?= /usr/local
+DESTDIR		?=
+VERSION		:= $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
+INST_TOOLS	:= $(notdir $(TOOLS) $(PIPETEST))
 
 all: module userspace
 
@@ -62,7 +67,7 @@ $(B)/%/aiopipe.ko: $(MOD_SRCS)
 	@ln -sfn $(TOP)/Kbuild $(B)/$*/mod/Kbuild
 	@ln -sfn $(TOP)/uapi/linux $(B)/$*/mod/uapi/linux
 	@for f in $(wildcard kmod/*.c kmod/*.h); do ln -sfn $(TOP)/$$f $(B)/$*/mod/$$f; done
-	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/mod W=1 modules
+	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/mod W=1 AIOPIPE_WERROR=y modules
 	@cp $(B)/$*/mod/aiopipe.ko $@
 
 # Deliberately broken modules that prove the VM runner catches splats.
@@ -138,6 +143,28 @@ bench:
 
 bench-quick:
 	$(TOP)/scripts/bench --quick
+
+# ---- installation as users expect of an out-of-tree module ----------------
+install: all
+	install -D -m 0644 $(B)/$(KVER)/aiopipe.ko $(DESTDIR)/lib/modules/$(KVER)/updates/aiopipe.ko
+	install -D -m 0644 uapi/linux/aiopipe.h $(DESTDIR)$(PREFIX)/include/linux/aiopipe.h
+	install -D -m 0644 userspace/lib/libaiopipe.h $(DESTDIR)$(PREFIX)/include/libaiopipe.h
+	install -D -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libaiopipe.a
+	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' packaging/aiopipe.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiopipe.pc
+	for t in $(INST_TOOLS); do install -D -m 0755 $(B)/bin/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
+	install -D -m 0644 packaging/60-aiopipe.rules $(DESTDIR)/lib/udev/rules.d/60-aiopipe.rules
+	install -D -m 0644 packaging/modules-load.conf $(DESTDIR)/etc/modules-load.d/aiopipe.conf
+	$(if $(DESTDIR),,depmod -a $(KVER))
+
+uninstall:
+	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/aiopipe.ko
+	rm -f $(DESTDIR)$(PREFIX)/include/linux/aiopipe.h $(DESTDIR)$(PREFIX)/include/libaiopipe.h
+	rm -f $(DESTDIR)$(PREFIX)/lib/libaiopipe.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiopipe.pc
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(INST_TOOLS))
+	rm -f $(DESTDIR)/lib/udev/rules.d/60-aiopipe.rules $(DESTDIR)/etc/modules-load.d/aiopipe.conf
+	$(if $(DESTDIR),,depmod -a $(KVER))
 
 clean:
 	rm -rf $(B)
