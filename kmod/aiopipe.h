@@ -68,6 +68,7 @@ struct aiopipe_fifo;
 struct aiopipe_chan {
 	struct kref ref;
 	struct aiopipe_fifo *fifo;	/* named FIFO owning it, or NULL */
+	struct user_struct *user;	/* charged for the ring (pipe_bufs) */
 	struct mutex mutex;
 	wait_queue_head_t wq;
 
@@ -122,6 +123,8 @@ struct aiopipe_req {
 	struct mm_struct *mm;		/* retry: submitter's mm (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	unsigned int nr_bv;
+	struct user_struct *pin_user;	/* direct: charged for pin_charged */
+	unsigned int pin_charged;
 	size_t done;			/* bytes moved so far */
 	long res;			/* the completion result, once DONE */
 	enum aiopipe_req_state state;
@@ -145,6 +148,15 @@ extern unsigned int aiopipe_default_filter;
 extern unsigned int aiopipe_max_pin_pages_req;
 extern unsigned int aiopipe_max_pin_pages_chan;
 extern umode_t aiopipe_fifo_mode;
+extern unsigned long aiopipe_user_pages_soft;
+extern unsigned long aiopipe_user_pages_hard;
+
+/* limits.c */
+u32 aiopipe_limit_capacity(u32 cap);
+int aiopipe_charge_ring(struct user_struct *user, u32 old, u32 new);
+void aiopipe_uncharge_ring(struct user_struct *user, u32 bytes);
+struct user_struct *aiopipe_charge_pins(unsigned long nr);
+void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
 
 /* channel.c */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);

@@ -21,6 +21,7 @@
  * so a submitter's stream is never reordered and no request starves.
  */
 #include "aiopipe.h"
+#include "fault.h"
 
 #include <linux/aio.h>
 #include <linux/slab.h>
@@ -183,7 +184,8 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	int ret = -EINVAL;
 
 	lockdep_assert_held(&chan->mutex);
-	req = kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
+	req = aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ? NULL :
+	      kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
 	if (!req)
 		return done_already ?: -ENOMEM;
 	req->iocb = iocb;

@@ -38,24 +38,44 @@
  *   end's ->release never runs while one of its own requests is pending.
  */
 #include "aiopipe.h"
+#include "fault.h"
 
 #include <linux/slab.h>
 #include <linux/sched/signal.h>
 #include <linux/capability.h>
 #include <linux/log2.h>
+#include <linux/cred.h>
+#include <linux/sched/user.h>
 
+static inline void *aiopipe_kvmalloc(size_t size)
+{
+	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
+		return NULL;
+	return kvmalloc(size, GFP_KERNEL_ACCOUNT);
+}
+
+/*
+ * A new channel of @capacity bytes, charged to the current user (see
+ * limits.c): ERR_PTR(-ENFILE) over the hard limit, as pipe() answers.
+ */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 {
 	struct aiopipe_chan *chan;
+	int ret = -ENOMEM;
 
+	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
+		return ERR_PTR(-ENOMEM);
 	chan = kzalloc(sizeof(*chan), GFP_KERNEL_ACCOUNT);
 	if (!chan)
-		return NULL;
-	chan->ring = kvmalloc(capacity, GFP_KERNEL_ACCOUNT);
-	if (!chan->ring) {
-		kfree(chan);
-		return NULL;
+		return ERR_PTR(-ENOMEM);
+	chan->user = get_current_user();
+	if (aiopipe_charge_ring(chan->user, 0, capacity)) {
+		ret = -ENFILE;
+		goto put_user;
 	}
+	chan->ring = aiopipe_kvmalloc(capacity);
+	if (!chan->ring)
+		goto uncharge;
 	kref_init(&chan->ref);
 	mutex_init(&chan->mutex);
 	init_waitqueue_head(&chan->wq);
@@ -66,6 +86,13 @@ struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 	chan->filter = aiopipe_default_filter;
 	aiopipe_stat_inc(chan, AP_CHANNELS);
 	return chan;
+
+uncharge:
+	aiopipe_uncharge_ring(chan->user, capacity);
+put_user:
+	free_uid(chan->user);
+	kfree(chan);
+	return ERR_PTR(ret);
 }
 
 static void aiopipe_chan_free(struct kref *ref)
@@ -79,6 +106,8 @@ static void aiopipe_chan_free(struct kref *ref)
 	aiopipe_stat_add(chan, AP_CHANNELS, -1);
 	mutex_destroy(&chan->mutex);
 	kvfree(chan->ring);
+	aiopipe_uncharge_ring(chan->user, chan->cap);
+	free_uid(chan->user);
 	kfree(chan);
 }
 
@@ -128,23 +157,27 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 		ret = aiopipe_capacity_allowed(cap);
 	if (ret)
 		return ret;
-	ring = kvmalloc(cap, GFP_KERNEL_ACCOUNT);
+	ring = aiopipe_kvmalloc(cap);
 	if (!ring)
 		return -ENOMEM;
 	mutex_lock(&chan->mutex);
-	if (chan->len > cap) {
-		mutex_unlock(&chan->mutex);
-		kvfree(ring);
-		return -EBUSY;
-	}
+	ret = -EBUSY;
+	if (chan->len > cap)
+		goto unlock;
+	ret = aiopipe_charge_ring(chan->user, chan->cap, cap);
+	if (ret)
+		goto unlock;
 	aiopipe_ring_linearize(chan, ring);
 	swap(ring, chan->ring);
 	chan->cap = cap;
 	chan->head = 0;
+	ret = cap;
+unlock:
 	mutex_unlock(&chan->mutex);
 	kvfree(ring);
-	aiopipe_wake(chan, AIOPIPE_WRITE_KEY);
-	return cap;
+	if (ret > 0)
+		aiopipe_wake(chan, AIOPIPE_WRITE_KEY);
+	return ret;
 }
 
 /* Move as much of the ring as fits into @to.  Returns the bytes moved. */
@@ -157,7 +190,8 @@ size_t aiopipe_ring_to_iter(struct aiopipe_chan *chan, struct iov_iter *to,
 	while (chan->len && iov_iter_count(to)) {
 		size_t n = min3((size_t)chan->len, (size_t)(chan->cap - chan->head),
 				iov_iter_count(to));
-		size_t got = copy_to_iter(chan->ring + chan->head, n, to);
+		size_t got = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
+			     copy_to_iter(chan->ring + chan->head, n, to);
 
 		chan->head = (chan->head + got) & (chan->cap - 1);
 		chan->len -= got;
@@ -186,7 +220,8 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
 	while (total < max) {
 		u32 tail = (chan->head + chan->len) & (chan->cap - 1);
 		size_t n = min(max - total, (size_t)(chan->cap - tail));
-		size_t got = copy_from_iter(chan->ring + tail, n, from);
+		size_t got = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
+			     copy_from_iter(chan->ring + tail, n, from);
 
 		chan->len += got;
 		total += got;

@@ -17,6 +17,7 @@
  */
 #include "aiopipe.h"
 #include "compat.h"
+#include "fault.h"
 
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -68,7 +69,8 @@ static int aiopipe_pin_seg(struct iovec seg, struct bio_vec *bv,
 
 		if (nr + want > room)
 			goto fail;
-		got = pin_user_pages_fast(addr - off, want, gup, pages);
+		got = aiopipe_should_fail(AIOPIPE_FAIL_PIN) ? -EFAULT :
+		      pin_user_pages_fast(addr - off, want, gup, pages);
 		if (got <= 0)
 			goto fail;
 		for (i = 0; i < got; i++, nr++) {
@@ -108,10 +110,17 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 	ret = aiopipe_pin_reserve(chan, npages);
 	if (ret)
 		return ret;
-	ret = -ENOMEM;
-	bv = kvmalloc_array(npages, sizeof(*bv), GFP_KERNEL_ACCOUNT);
-	if (!bv)
+	req->pin_user = aiopipe_charge_pins(npages);
+	if (IS_ERR(req->pin_user)) {
+		ret = PTR_ERR(req->pin_user);
+		req->pin_user = NULL;
 		goto unreserve;
+	}
+	ret = -ENOMEM;
+	bv = aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ? NULL :
+	     kvmalloc_array(npages, sizeof(*bv), GFP_KERNEL_ACCOUNT);
+	if (!bv)
+		goto uncharge;
 	while (iov_iter_count(&walk)) {
 		struct iovec seg = aiopipe_iter_seg(&walk);
 
@@ -128,11 +137,15 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 		      iov_iter_count(iter));
 	aiopipe_pin_unreserve(chan, npages - nr);
 	aiopipe_stat_pinned(chan, nr);
+	req->pin_charged = npages;
 	return 0;
 
 unpin:
 	aiopipe_unpin_bvecs(bv, nr, false);
 	kvfree(bv);
+uncharge:
+	aiopipe_uncharge_pins(req->pin_user, npages);
+	req->pin_user = NULL;
 unreserve:
 	aiopipe_pin_unreserve(chan, npages);
 	return ret;
@@ -144,6 +157,7 @@ void aiopipe_direct_unpin(struct aiopipe_req *req)
 	aiopipe_unpin_bvecs(req->bv, req->nr_bv, !req->write);
 	kvfree(req->bv);
 	aiopipe_pin_unreserve(req->chan, req->nr_bv);
+	aiopipe_uncharge_pins(req->pin_user, req->pin_charged);
 	aiopipe_stat_pinned(req->chan, -(s64)req->nr_bv);
 }
 
@@ -159,7 +173,8 @@ static size_t aiopipe_direct_fill(struct aiopipe_req *req,
 		size_t off = req->iter.iov_offset;
 		size_t n = min3(bv->bv_len - off, max - total,
 				iov_iter_count(&req->iter));
-		size_t got = copy_page_from_iter(bv->bv_page,
+		size_t got = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
+			     copy_page_from_iter(bv->bv_page,
 						 bv->bv_offset + off, n, from);
 
 		iov_iter_advance(&req->iter, got);
@@ -183,7 +198,8 @@ static size_t aiopipe_direct_drain(struct aiopipe_req *req,
 		size_t off = req->iter.iov_offset;
 		size_t n = min3(bv->bv_len - off, iov_iter_count(to),
 				iov_iter_count(&req->iter));
-		size_t got = copy_page_to_iter(bv->bv_page, bv->bv_offset + off,
+		size_t got = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
+			     copy_page_to_iter(bv->bv_page, bv->bv_offset + off,
 					       n, to);
 
 		iov_iter_advance(&req->iter, got);

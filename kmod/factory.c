@@ -25,7 +25,7 @@ static int aiopipe_pair_capacity(u32 asked, u32 *cap)
 	int ret;
 
 	if (!asked) {
-		*cap = aiopipe_default_capacity;
+		*cap = aiopipe_limit_capacity(aiopipe_default_capacity);
 		return 0;
 	}
 	ret = aiopipe_chan_round_capacity(asked, cap);
@@ -61,8 +61,8 @@ static int aiopipe_pair_files(struct aiopipe_pair *p, struct file **files)
 	if (ret)
 		return ret;
 	chan = aiopipe_chan_alloc(cap, engine);
-	if (!chan)
-		return -ENOMEM;
+	if (IS_ERR(chan))
+		return PTR_ERR(chan);
 	chan->readers = 1;
 	chan->writers = 1;
 	chan->r_counter = 1;

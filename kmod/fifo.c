@@ -35,11 +35,14 @@ static struct aiopipe_chan *aiopipe_fifo_chan(struct aiopipe_fifo *fifo)
 {
 	lockdep_assert_held(&fifo->lock);
 	if (!fifo->chan) {
-		fifo->chan = aiopipe_chan_alloc(aiopipe_default_capacity,
-						aiopipe_default_engine);
-		if (!fifo->chan)
-			return NULL;
-		fifo->chan->fifo = fifo;
+		struct aiopipe_chan *chan;
+
+		chan = aiopipe_chan_alloc(aiopipe_limit_capacity(aiopipe_default_capacity),
+					  aiopipe_default_engine);
+		if (IS_ERR(chan))
+			return chan;
+		chan->fifo = fifo;
+		fifo->chan = chan;
 	}
 	kref_get(&fifo->chan->ref);
 	return fifo->chan;
@@ -149,9 +152,9 @@ int aiopipe_fifo_open(struct inode *inode, struct file *file)
 
 	mutex_lock(&fifo->lock);
 	chan = aiopipe_fifo_chan(fifo);
-	if (!chan) {
+	if (IS_ERR(chan)) {
 		mutex_unlock(&fifo->lock);
-		return -ENOMEM;
+		return PTR_ERR(chan);
 	}
 	aiopipe_end_init(file, chan);
 	mutex_lock(&chan->mutex);

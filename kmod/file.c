@@ -430,6 +430,14 @@ static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
 
 	if (!(file->f_mode & FMODE_WRITE))
 		return -EINVAL;
+	/*
+	 * IOCB_CMD_FSYNC calls us from a kworker that no signal reaches: a
+	 * drain that never comes would hang the submitter's exit in
+	 * exit_aio().  Refuse; aio poll on AIOPIPE_POLL_DRAINED is the
+	 * asynchronous, cancellable way to wait for a drain.
+	 */
+	if (current->flags & PF_KTHREAD)
+		return -EOPNOTSUPP;
 	mutex_lock(&chan->mutex);
 	mark = chan->produced;
 	mutex_unlock(&chan->mutex);

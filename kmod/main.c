@@ -4,6 +4,7 @@
  * native AIO (libaio) and io_uring.  Module parameters, init and exit.
  */
 #include "aiopipe.h"
+#include "fault.h"
 
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -42,6 +43,14 @@ umode_t aiopipe_fifo_mode = 0666;
 module_param_named(fifo_mode, aiopipe_fifo_mode, ushort, 0444);
 MODULE_PARM_DESC(fifo_mode, "Mode of the /dev/aiopipeN nodes (default 0666)");
 
+unsigned long aiopipe_user_pages_soft = 16384;
+module_param_named(user_pages_soft, aiopipe_user_pages_soft, ulong, 0644);
+MODULE_PARM_DESC(user_pages_soft, "Ring pages per user (with its kernel pipes) past which new channels get the minimum capacity, like pipe-user-pages-soft (default 16384; 0 = no limit)");
+
+unsigned long aiopipe_user_pages_hard;
+module_param_named(user_pages_hard, aiopipe_user_pages_hard, ulong, 0644);
+MODULE_PARM_DESC(user_pages_hard, "Ring pages per user (with its kernel pipes) past which channels cannot be created or grown, like pipe-user-pages-hard (default 0 = no limit)");
+
 static int aiopipe_check_params(void)
 {
 	u32 cap;
@@ -72,9 +81,12 @@ static int __init aiopipe_init(void)
 	ret = aiopipe_stats_init();
 	if (ret)
 		goto destroy_wq;
-	ret = aiopipe_factory_init();
+	ret = aiopipe_fault_init();
 	if (ret)
 		goto stats_exit;
+	ret = aiopipe_factory_init();
+	if (ret)
+		goto fault_exit;
 	ret = aiopipe_fifo_init(aiopipe_nr_fifo_nodes);
 	if (ret)
 		goto factory_exit;
@@ -82,6 +94,8 @@ static int __init aiopipe_init(void)
 
 factory_exit:
 	aiopipe_factory_exit();
+fault_exit:
+	aiopipe_fault_exit();
 stats_exit:
 	aiopipe_stats_exit();
 destroy_wq:
@@ -98,6 +112,7 @@ static void __exit aiopipe_exit(void)
 {
 	aiopipe_fifo_exit();
 	aiopipe_factory_exit();
+	aiopipe_fault_exit();
 	aiopipe_stats_exit();
 	destroy_workqueue(aiopipe_wq);
 }

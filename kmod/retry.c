@@ -14,6 +14,7 @@
  * visible as futile_retries.
  */
 #include "aiopipe.h"
+#include "fault.h"
 
 #include <linux/kthread.h>
 #include <linux/sched/mm.h>
@@ -65,8 +66,11 @@ void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why)
 /* Remember the user buffer and the address space to copy it in later. */
 int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter)
 {
-	const void *dup = dup_iter(&req->iter, iter, GFP_KERNEL_ACCOUNT);
+	const void *dup;
 
+	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
+		return -ENOMEM;
+	dup = dup_iter(&req->iter, iter, GFP_KERNEL_ACCOUNT);
 	if (!dup && !iter_is_ubuf(iter))
 		return -ENOMEM;
 	req->dup = dup;

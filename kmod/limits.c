@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * aiopipe resource limits, charged where the kernel charges its own pipes
+ * and pinned memory:
+ *
+ *  - ring buffers count in the user's pipe_bufs (pages), together with the
+ *    user's kernel pipes, against the user_pages_soft / user_pages_hard
+ *    module parameters (the analogues of pipe-user-pages-soft/hard): over
+ *    the soft limit a new channel gets the minimum capacity, over the hard
+ *    limit channel creation fails with ENFILE and growing with EPERM, unless
+ *    the caller has CAP_SYS_RESOURCE or CAP_SYS_ADMIN;
+ *  - pages pinned by the direct engine count in the user's locked_vm
+ *    against RLIMIT_MEMLOCK, as io_uring's registered buffers do, unless
+ *    the caller has CAP_IPC_LOCK; past it the request uses the retry engine.
+ */
+#include "aiopipe.h"
+
+#include <linux/capability.h>
+#include <linux/cred.h>
+#include <linux/sched/signal.h>
+#include <linux/sched/user.h>
+
+static inline bool aiopipe_user_privileged(void)
+{
+	return capable(CAP_SYS_RESOURCE) || capable(CAP_SYS_ADMIN);
+}
+
+static inline long aiopipe_pages(u32 bytes)
+{
+	return bytes >> PAGE_SHIFT;
+}
+
+/* The capacity a new channel may have, PAGE_SIZE when over the soft limit. */
+u32 aiopipe_limit_capacity(u32 cap)
+{
+	long used = atomic_long_read(&current_user()->pipe_bufs);
+
+	if (aiopipe_user_pages_soft && used >= aiopipe_user_pages_soft &&
+	    !aiopipe_user_privileged())
+		return PAGE_SIZE;
+	return cap;
+}
+
+/* Charge a ring growing from @old to @new bytes to @user. */
+int aiopipe_charge_ring(struct user_struct *user, u32 old, u32 new)
+{
+	long delta = aiopipe_pages(new) - aiopipe_pages(old);
+	long now = atomic_long_add_return(delta, &user->pipe_bufs);
+
+	if (delta > 0 && aiopipe_user_pages_hard &&
+	    now > aiopipe_user_pages_hard && !aiopipe_user_privileged()) {
+		atomic_long_sub(delta, &user->pipe_bufs);
+		return -EPERM;
+	}
+	return 0;
+}
+
+void aiopipe_uncharge_ring(struct user_struct *user, u32 bytes)
+{
+	atomic_long_sub(aiopipe_pages(bytes), &user->pipe_bufs);
+}
+
+/*
+ * Charge @nr pinned pages to the submitter; returns the user to uncharge
+ * later (a reference), NULL when nothing was charged (CAP_IPC_LOCK), or an
+ * ERR_PTR(-ENOMEM) over RLIMIT_MEMLOCK.
+ */
+struct user_struct *aiopipe_charge_pins(unsigned long nr)
+{
+	long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
+	struct user_struct *user;
+	long cur;
+
+	if (capable(CAP_IPC_LOCK))
+		return NULL;
+	user = current_user();
+	cur = atomic_long_read(&user->locked_vm);
+	do {
+		if (cur + (long)nr > limit)
+			return ERR_PTR(-ENOMEM);
+	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + nr));
+	return get_uid(user);
+}
+
+void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr)
+{
+	if (!user)
+		return;
+	atomic_long_sub(nr, &user->locked_vm);
+	free_uid(user);
+}
