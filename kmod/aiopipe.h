@@ -111,6 +111,9 @@ enum aiopipe_kick {
 	KICK_PROMOTE,	/* became head of the list, or must finish */
 };
 
+/* Small requests keep their page vector inline: no allocation to pin. */
+#define AIOPIPE_INLINE_BVECS	2
+
 /* A queued libaio request. */
 struct aiopipe_req {
 	struct kiocb *iocb;
@@ -122,6 +125,7 @@ struct aiopipe_req {
 	const void *dup;		/* retry: our copy of the iovec array */
 	struct mm_struct *mm;		/* retry: submitter's mm (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
+	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];
 	unsigned int nr_bv;
 	struct user_struct *pin_user;	/* direct: charged for pin_charged */
 	unsigned int pin_charged;

@@ -53,6 +53,23 @@ static void aiopipe_unpin_bvecs(struct bio_vec *bv, unsigned int nr,
 		unpin_user_pages_dirty_lock(&bv[i].bv_page, 1, dirty);
 }
 
+static struct bio_vec *aiopipe_bvec_alloc(struct aiopipe_req *req,
+					  unsigned int npages)
+{
+	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
+		return NULL;
+	if (npages <= AIOPIPE_INLINE_BVECS)
+		return req->inline_bv;
+	return kvmalloc_array(npages, sizeof(struct bio_vec),
+			      GFP_KERNEL_ACCOUNT);
+}
+
+static void aiopipe_bvec_free(struct aiopipe_req *req, struct bio_vec *bv)
+{
+	if (bv != req->inline_bv)
+		kvfree(bv);
+}
+
 /* Pin one user segment into @bv; returns the number of bvecs filled. */
 static int aiopipe_pin_seg(struct iovec seg, struct bio_vec *bv,
 			   unsigned int room, unsigned int gup)
@@ -117,8 +134,7 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 		goto unreserve;
 	}
 	ret = -ENOMEM;
-	bv = aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ? NULL :
-	     kvmalloc_array(npages, sizeof(*bv), GFP_KERNEL_ACCOUNT);
+	bv = aiopipe_bvec_alloc(req, npages);
 	if (!bv)
 		goto uncharge;
 	while (iov_iter_count(&walk)) {
@@ -142,7 +158,7 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 
 unpin:
 	aiopipe_unpin_bvecs(bv, nr, false);
-	kvfree(bv);
+	aiopipe_bvec_free(req, bv);
 uncharge:
 	aiopipe_uncharge_pins(req->pin_user, npages);
 	req->pin_user = NULL;
@@ -155,7 +171,7 @@ unreserve:
 void aiopipe_direct_unpin(struct aiopipe_req *req)
 {
 	aiopipe_unpin_bvecs(req->bv, req->nr_bv, !req->write);
-	kvfree(req->bv);
+	aiopipe_bvec_free(req, req->bv);
 	aiopipe_pin_unreserve(req->chan, req->nr_bv);
 	aiopipe_uncharge_pins(req->pin_user, req->pin_charged);
 	aiopipe_stat_pinned(req->chan, -(s64)req->nr_bv);

@@ -7,9 +7,32 @@
 #include "aiopipe.h"
 
 #include <linux/device.h>
+#include <linux/percpu.h>
 #include <linux/uaccess.h>
 
-static struct aiopipe_counters aiopipe_global;
+/*
+ * Global counters are per CPU, so the hot paths of unrelated channels never
+ * share a cache line; readers sum them.  The global pinned-page peak is the
+ * one shared atomic, touched only when pages are pinned.
+ */
+struct aiopipe_pcpu_counters {
+	s64 v[AP_NR_STATS];
+};
+
+static DEFINE_PER_CPU(struct aiopipe_pcpu_counters, aiopipe_global);
+static atomic64_t aiopipe_global_pinned_peak;
+
+static s64 aiopipe_global_read(enum aiopipe_stat s)
+{
+	s64 sum = 0;
+	int cpu;
+
+	if (s == AP_PINNED_PAGES_PEAK)
+		return atomic64_read(&aiopipe_global_pinned_peak);
+	for_each_possible_cpu(cpu)
+		sum += per_cpu(aiopipe_global, cpu).v[s];
+	return sum;
+}
 
 static const char * const aiopipe_stat_names[AP_NR_STATS] = {
 	"sync_reads", "sync_writes", "async_reads", "async_writes",
@@ -27,7 +50,7 @@ void aiopipe_stat_add(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n)
 		return;
 	if (s != AP_CHANNELS)
 		atomic64_add(n, &chan->stats.v[s]);
-	atomic64_add(n, &aiopipe_global.v[s]);
+	this_cpu_add(aiopipe_global.v[s], n);
 }
 
 static void aiopipe_peak(atomic64_t *peak, s64 now)
@@ -49,18 +72,21 @@ void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n)
 	aiopipe_stat_add(chan, AP_PINNED_PAGES, n);
 	aiopipe_peak(&chan->stats.v[AP_PINNED_PAGES_PEAK],
 		     atomic64_read(&chan->stats.v[AP_PINNED_PAGES]));
-	aiopipe_peak(&aiopipe_global.v[AP_PINNED_PAGES_PEAK],
-		     atomic64_read(&aiopipe_global.v[AP_PINNED_PAGES]));
+	if (n > 0)
+		aiopipe_peak(&aiopipe_global_pinned_peak,
+			     aiopipe_global_read(AP_PINNED_PAGES));
 }
 
-static void aiopipe_counters_fill(struct aiopipe_counters *c,
+/* Fill @st from @chan's counters, or the global ones for a NULL @chan. */
+static void aiopipe_counters_fill(struct aiopipe_chan *chan,
 				  struct aiopipe_stats *st)
 {
 	__u64 *out = &st->sync_reads;
 	int i;
 
 	for (i = 0; i < AP_NR_STATS; i++)
-		out[i] = atomic64_read(&c->v[i]);
+		out[i] = chan ? atomic64_read(&chan->stats.v[i]) :
+				aiopipe_global_read(i);
 }
 
 /*
@@ -83,7 +109,7 @@ int aiopipe_stats_copy(struct aiopipe_chan *chan, void __user *arg)
 	if (flags || usize < offsetof(struct aiopipe_stats, sync_reads))
 		return -EINVAL;
 	memset(&st, 0, sizeof(st));
-	aiopipe_counters_fill(chan ? &chan->stats : &aiopipe_global, &st);
+	aiopipe_counters_fill(chan, &st);
 	st.size = min_t(u32, usize, sizeof(st));
 	if (copy_to_user(arg, &st, st.size))
 		return -EFAULT;
@@ -101,7 +127,7 @@ static ssize_t aiopipe_stat_show(struct device *dev,
 {
 	int i = attr - aiopipe_stat_attrs;
 
-	return sysfs_emit(buf, "%lld\n", atomic64_read(&aiopipe_global.v[i]));
+	return sysfs_emit(buf, "%lld\n", aiopipe_global_read(i));
 }
 
 static const struct attribute_group aiopipe_stats_group = {
