@@ -88,6 +88,8 @@ struct aiopipe_chan {
 	struct list_head rd_pending;
 	struct list_head wr_pending;
 	unsigned int pinned_pages;
+	bool rd_head_direct;	/* first pending read is direct; lockless hint */
+	bool wr_head_direct;	/* first pending write is direct; lockless hint */
 
 	/* written under mutex, read locklessly by wake callbacks */
 	u32 engine;

@@ -33,6 +33,17 @@ static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 	return write ? &chan->wr_pending : &chan->rd_pending;
 }
 
+/* Keep the lockless "first in line is direct" hints in step with the lists. */
+static void aiopipe_heads_changed_locked(struct aiopipe_chan *chan)
+{
+	struct aiopipe_req *rd = aiopipe_head(&chan->rd_pending);
+	struct aiopipe_req *wr = aiopipe_head(&chan->wr_pending);
+
+	lockdep_assert_held(&chan->wq.lock);
+	WRITE_ONCE(chan->rd_head_direct, rd && rd->direct);
+	WRITE_ONCE(chan->wr_head_direct, wr && wr->direct);
+}
+
 static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
 				     const struct aiopipe_req *req)
 {
@@ -74,6 +85,7 @@ static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 	lockdep_assert_held(&chan->wq.lock);
 	list_del_init(&req->wait.entry);
 	list_del_init(&req->node);
+	aiopipe_heads_changed_locked(chan);
 	req->state = RQ_DONE;
 	req->res = res;
 	if (done)
@@ -219,6 +231,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	} else {
 		req->state = RQ_QUEUED;
 		list_add_tail(&req->node, aiopipe_pending(chan, write));
+		aiopipe_heads_changed_locked(chan);
 		aiopipe_promote_locked(chan, aiopipe_pending(chan, write));
 	}
 	spin_unlock_irq(&chan->wq.lock);

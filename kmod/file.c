@@ -39,7 +39,7 @@ static inline bool aiopipe_no_writers_ahead(const struct aiopipe_chan *chan)
 bool aiopipe_read_ready(const struct aiopipe_chan *chan)
 {
 	return READ_ONCE(chan->len) || !READ_ONCE(chan->writers) ||
-	       !list_empty_careful(&chan->wr_pending);
+	       READ_ONCE(chan->wr_head_direct);
 }
 
 /*
@@ -51,7 +51,7 @@ bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left)
 {
 	return aiopipe_free(chan) >= min_t(size_t, left, PIPE_BUF) ||
 	       !READ_ONCE(chan->readers) ||
-	       (!READ_ONCE(chan->len) && !list_empty_careful(&chan->rd_pending));
+	       (!READ_ONCE(chan->len) && READ_ONCE(chan->rd_head_direct));
 }
 
 static inline bool aiopipe_sync_read_ready(const struct aiopipe_chan *chan)
@@ -263,7 +263,10 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		u32 len_before = chan->len;
 
 		if (!chan->readers) {
-			ret = written ?: aiopipe_epipe();
+			/* SIGPIPE even after a partial write, as pipe_write() */
+			ret = aiopipe_epipe();
+			if (written)
+				ret = written;
 			break;
 		}
 		if (aiopipe_sync_write_ready(chan, left)) {
