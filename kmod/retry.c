@@ -46,12 +46,17 @@ static int aiopipe_retry_wake(struct wait_queue_entry *wait, unsigned int mode,
 	return 1;
 }
 
-/* Put an idle first-in-line request on the wait queue (idempotent). */
+/*
+ * Put an idle first-in-line request on the wait queue (idempotent).  It is
+ * a non-exclusive waiter, so it goes in at the head, before every exclusive
+ * sync sleeper: a wake-one walk stops at the first exclusive waiter it
+ * wakes, and an entry queued behind one would miss the wakeup for good.
+ */
 void aiopipe_arm_locked(struct aiopipe_req *req)
 {
 	lockdep_assert_held(&req->chan->wq.lock);
 	if (list_empty(&req->wait.entry))
-		__add_wait_queue_entry_tail(&req->chan->wq, &req->wait);
+		__add_wait_queue(&req->chan->wq, &req->wait);
 }
 
 void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why)
