@@ -42,7 +42,8 @@ HARNESS		:= $(B)/ksft/kselftest_harness.h
 CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all module modules userspace testmods check check-static check-debug \
-	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall
+	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall \
+	soak soak-debug
 
 PREFIX		?= /usr/local
 DESTDIR		?=
@@ -137,6 +138,17 @@ debug-kernel:
 
 vm: all
 	$(TOP)/scripts/vm-run --kver $(KVER) -- $(CMD)
+
+# make soak [KVER=...] [DURATION=60] [FUZZ=N] [SEED=S]; soak-debug adds fault
+# injection, 10^5 fuzz iterations and a kmemleak scan on the debug kernel.
+soak: all
+	$(TOP)/scripts/soak --kver $(KVER) --duration $(or $(DURATION),60) \
+		$(if $(FUZZ),--fuzz $(FUZZ)) $(if $(SEED),--seed $(SEED))
+
+soak-debug:
+	$(MAKE) --no-print-directory module KVER=debug
+	$(TOP)/scripts/soak --kver debug --duration $(or $(DURATION),60) \
+		--fuzz $(or $(FUZZ),100000) --faults
 
 bench:
 	$(TOP)/scripts/bench

@@ -202,6 +202,7 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done);
 void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
+void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_finish(struct aiopipe_req *req);
 void aiopipe_finish_list(struct list_head *done);
 void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,

@@ -33,15 +33,23 @@ static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 	return write ? &chan->wr_pending : &chan->rd_pending;
 }
 
-/* Keep the lockless "first in line is direct" hints in step with the lists. */
-static void aiopipe_heads_changed_locked(struct aiopipe_chan *chan)
+static inline bool aiopipe_peer_can_claim(const struct aiopipe_req *req)
 {
-	struct aiopipe_req *rd = aiopipe_head(&chan->rd_pending);
-	struct aiopipe_req *wr = aiopipe_head(&chan->wr_pending);
+	return req && req->direct && req->state == RQ_QUEUED;
+}
 
+/*
+ * Keep the lockless hints "a peer can serve the first in line" in step
+ * with the lists and states: sleepers test them without locks, so they
+ * must never promise work a peer cannot do (it would spin).
+ */
+void aiopipe_heads_changed_locked(struct aiopipe_chan *chan)
+{
 	lockdep_assert_held(&chan->wq.lock);
-	WRITE_ONCE(chan->rd_head_direct, rd && rd->direct);
-	WRITE_ONCE(chan->wr_head_direct, wr && wr->direct);
+	WRITE_ONCE(chan->rd_head_direct,
+		   aiopipe_peer_can_claim(aiopipe_head(&chan->rd_pending)));
+	WRITE_ONCE(chan->wr_head_direct,
+		   aiopipe_peer_can_claim(aiopipe_head(&chan->wr_pending)));
 }
 
 static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
@@ -147,6 +155,7 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		aiopipe_req_take_locked(req, res, done);
 	else
 		req->state = RQ_QUEUED;
+	aiopipe_heads_changed_locked(chan);
 	spin_unlock_irq(&chan->wq.lock);
 	if (finished)
 		aiopipe_stat_inc(chan, AP_COMPLETED_BY_PEER);
@@ -242,7 +251,10 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
  * The last reader or writer went away: every idle request of the other
  * direction completes now (EOF for reads; EPIPE, or the bytes already in,
  * for writes).  KICKED requests are finished by their worker, which sees
- * the same condition.  Mutex held.
+ * the same condition.  While the ring still holds bytes, reads are not
+ * failed: the head is kicked to take them, and each completion promotes
+ * the next, until one finds the ring empty and completes with EOF.
+ * Mutex held.
  */
 void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 			  struct list_head *done)
@@ -252,6 +264,11 @@ void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 
 	lockdep_assert_held(&chan->mutex);
 	spin_lock_irq(&chan->wq.lock);
+	if (!writes && chan->len) {
+		aiopipe_promote_locked(chan, list);
+		spin_unlock_irq(&chan->wq.lock);
+		return;
+	}
 	list_for_each_entry_safe(req, next, list, node) {
 		if (req->state != RQ_QUEUED)
 			continue;

@@ -33,6 +33,7 @@ static int aiopipe_pair_capacity(u32 asked, u32 *cap)
 		return ret;
 	if (*cap > aiopipe_max_capacity && !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
+	*cap = aiopipe_limit_capacity(*cap);
 	return 0;
 }
 

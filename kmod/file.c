@@ -95,15 +95,20 @@ int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
 
 	init_wait(&w.entry);
 	w.entry.func = aiopipe_sync_wake;
+	/*
+	 * Signals first: the caller found nothing to do before coming here,
+	 * so a pending signal must win even over a readiness hint that the
+	 * caller may again find nothing behind.
+	 */
 	for (;;) {
 		prepare_to_wait_exclusive(&chan->wq, &w.entry,
 					  TASK_INTERRUPTIBLE);
-		if (ready(chan, arg))
-			break;
 		if (signal_pending(current)) {
 			ret = -ERESTARTSYS;
 			break;
 		}
+		if (ready(chan, arg))
+			break;
 		schedule();
 	}
 	finish_wait(&chan->wq, &w.entry);

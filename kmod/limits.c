@@ -41,14 +41,29 @@ u32 aiopipe_limit_capacity(u32 cap)
 	return cap;
 }
 
-/* Charge a ring growing from @old to @new bytes to @user. */
+static inline bool aiopipe_over_soft(long pages)
+{
+	return aiopipe_user_pages_soft && pages > aiopipe_user_pages_soft;
+}
+
+static inline bool aiopipe_over_hard(long pages)
+{
+	return aiopipe_user_pages_hard && pages > aiopipe_user_pages_hard;
+}
+
+/*
+ * Charge a ring changing from @old to @new bytes to @user.  As in
+ * pipe_set_size(), growing past the soft or the hard limit is EPERM for an
+ * unprivileged user; a new ring (@old == 0) only has to respect the hard
+ * one, its size having been cut to the minimum past the soft one already.
+ */
 int aiopipe_charge_ring(struct user_struct *user, u32 old, u32 new)
 {
 	long delta = aiopipe_pages(new) - aiopipe_pages(old);
 	long now = atomic_long_add_return(delta, &user->pipe_bufs);
+	bool over = aiopipe_over_hard(now) || (old && aiopipe_over_soft(now));
 
-	if (delta > 0 && aiopipe_user_pages_hard &&
-	    now > aiopipe_user_pages_hard && !aiopipe_user_privileged()) {
+	if (delta > 0 && over && !aiopipe_user_privileged()) {
 		atomic_long_sub(delta, &user->pipe_bufs);
 		return -EPERM;
 	}

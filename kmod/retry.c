@@ -65,6 +65,7 @@ void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why)
 	list_del_init(&req->wait.entry);
 	req->state = RQ_KICKED;
 	req->kick = why;
+	aiopipe_heads_changed_locked(req->chan);
 	queue_work(aiopipe_wq, &req->work);
 }
 
@@ -137,6 +138,7 @@ static void aiopipe_retry_publish(struct aiopipe_chan *chan,
 		req->state = RQ_QUEUED;
 		if (!req->direct)
 			aiopipe_arm_locked(req);
+		aiopipe_heads_changed_locked(chan);
 	}
 	spin_unlock_irq(&chan->wq.lock);
 }
