@@ -126,9 +126,11 @@ int aiopipe_chan_round_capacity(u64 size, u32 *cap)
 	return 0;
 }
 
-static int aiopipe_capacity_allowed(u32 cap)
+/* As pipe_set_size(): only growing past max_capacity needs the capability. */
+static int aiopipe_capacity_allowed(const struct aiopipe_chan *chan, u32 cap)
 {
-	if (cap > aiopipe_max_capacity && !capable(CAP_SYS_RESOURCE))
+	if (cap > READ_ONCE(chan->cap) && cap > aiopipe_max_capacity &&
+	    !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
 	return 0;
 }
@@ -154,7 +156,7 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 
 	ret = aiopipe_chan_round_capacity(size, &cap);
 	if (!ret)
-		ret = aiopipe_capacity_allowed(cap);
+		ret = aiopipe_capacity_allowed(chan, cap);
 	if (ret)
 		return ret;
 	ring = aiopipe_kvmalloc(cap);
@@ -237,14 +239,28 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
 
 /*
  * Keyed wakeups.  Every wakeup carries a poll key so that epoll, aio poll,
- * io_uring poll and our own retry callbacks can filter.  Called without
+ * io_uring poll and our own retry callbacks can filter.  One queue serves
+ * both directions, so each direction gets its own wake-one walk: a single
+ * walk with a combined key would stop at the first exclusive sleeper of
+ * either kind, and a reader woken for "data" would swallow the writers'
+ * "room" wakeup.  Drain waiters are all woken.  Called without
  * chan->wq.lock; the barrier in wq_has_sleeper() pairs with the one in
  * prepare_to_wait()/add_wait_queue().
  */
 void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 {
-	if (wq_has_sleeper(&chan->wq))
-		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1, poll_to_key(key));
+	if (!wq_has_sleeper(&chan->wq))
+		goto fasync;
+	if (key & AIOPIPE_HUP_KEY)
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
+			  poll_to_key(key & AIOPIPE_HUP_KEY));
+	if (key & AIOPIPE_ERR_KEY)
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
+			  poll_to_key(key & AIOPIPE_ERR_KEY));
+	if (key & AIOPIPE_DRAIN_KEY)
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
+			  poll_to_key(AIOPIPE_DRAIN_KEY));
+fasync:
 	if (key & EPOLLIN)
 		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
 	if (key & EPOLLOUT)
