@@ -525,4 +525,10 @@ void aiopipe_end_init(struct file *file, struct aiopipe_chan *chan)
 	stream_open(file_inode(file), file);
 	file->f_mode |= FMODE_NOWAIT;
 	file->private_data = chan;
+	/*
+	 * No writer seen yet, as fifo_open() and create_pipe_files() set it.
+	 * On 6.12 f_pipe shares a union with f_pos_lock, which init_file()
+	 * initialised: "they are expected to initialize the respective member".
+	 */
+	*aiopipe_file_seen(file) = 0;
 }
