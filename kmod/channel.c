@@ -51,7 +51,13 @@ static inline void *aiopipe_kvmalloc(size_t size)
 {
 	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
 		return NULL;
-	return kvmalloc(size, GFP_KERNEL_ACCOUNT);
+	/*
+	 * The size comes from user space: one the allocator refuses (kvmalloc
+	 * WARNs above INT_MAX) or cannot find is ENOMEM, not a kernel warning
+	 * or an OOM kill.
+	 */
+	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
+			__GFP_RETRY_MAYFAIL);
 }
 
 /*

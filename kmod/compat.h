@@ -8,11 +8,20 @@
 #define _AIOPIPE_COMPAT_H
 
 #include <linux/version.h>
+#include <linux/device.h>
 #include <linux/fs.h>
+#include <linux/module.h>
 #include <linux/splice.h>
 #include <linux/uio.h>
 
 #if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 12, 0)
+
+/* struct class: class_create() without owner, const devnode() device. */
+#define AIOPIPE_DEVNODE_CONST const
+static inline struct class *aiopipe_class_create(const char *name)
+{
+	return class_create(name);
+}
 
 /* The writer-generation a FIFO reader has seen (pipe's f_pipe). */
 static inline u64 *aiopipe_file_seen(struct file *file)
@@ -42,6 +51,12 @@ static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
 }
 
 #else /* 6.1 */
+
+#define AIOPIPE_DEVNODE_CONST
+static inline struct class *aiopipe_class_create(const char *name)
+{
+	return class_create(THIS_MODULE, name);
+}
 
 static inline u64 *aiopipe_file_seen(struct file *file)
 {

@@ -16,19 +16,29 @@
 #include "aiopipe.h"
 #include "compat.h"
 
-#include <linux/miscdevice.h>
+#include <linux/cdev.h>
+#include <linux/device.h>
 #include <linux/sched/signal.h>
 #include <linux/slab.h>
 
+/*
+ * The nodes are a character device region of their own, not misc devices:
+ * misc_open() holds the global misc_mtx across ->open, and an open that
+ * sleeps for its partner would then block every misc device's open in the
+ * system (including this node's partner, a deadlock).  chrdev_open() holds
+ * no lock across ->open.
+ */
 struct aiopipe_fifo {
-	struct miscdevice misc;
+	struct cdev cdev;
 	struct mutex lock;		/* protects chan */
 	struct aiopipe_chan *chan;	/* holds a reference while attached */
-	char name[24];
 };
 
 static struct aiopipe_fifo *aiopipe_fifos;
 static unsigned int aiopipe_nr_fifos;
+static dev_t aiopipe_fifo_base;		/* of aiopipe_fifo_count minors */
+static unsigned int aiopipe_fifo_count;
+static struct class *aiopipe_fifo_class;
 
 /* Get (creating if needed) the node's channel; fifo->lock held. */
 static struct aiopipe_chan *aiopipe_fifo_chan(struct aiopipe_fifo *fifo)
@@ -144,9 +154,8 @@ static void aiopipe_fifo_drop(struct aiopipe_fifo *fifo, struct file *file)
 
 int aiopipe_fifo_open(struct inode *inode, struct file *file)
 {
-	struct miscdevice *misc = file->private_data;
-	struct aiopipe_fifo *fifo = container_of(misc, struct aiopipe_fifo,
-						 misc);
+	struct aiopipe_fifo *fifo = container_of(inode->i_cdev,
+						 struct aiopipe_fifo, cdev);
 	struct aiopipe_chan *chan;
 	int ret;
 
@@ -187,39 +196,81 @@ void aiopipe_fifo_release(struct file *file)
 	aiopipe_fifo_drop(chan->fifo, file);
 }
 
+/* The nodes' mode: the fifo_mode parameter (devtmpfs; udev may override). */
+static char *aiopipe_fifo_devnode(AIOPIPE_DEVNODE_CONST struct device *dev,
+				  umode_t *mode)
+{
+	if (mode)
+		*mode = aiopipe_fifo_mode;
+	return NULL;
+}
+
 int aiopipe_fifo_init(unsigned int count)
 {
 	unsigned int i;
 	int ret;
 
+	if (!count)
+		return 0;
 	aiopipe_fifos = kcalloc(count, sizeof(*aiopipe_fifos), GFP_KERNEL);
-	if (!aiopipe_fifos && count)
+	if (!aiopipe_fifos)
 		return -ENOMEM;
+	ret = alloc_chrdev_region(&aiopipe_fifo_base, 0, count, "aiopipe");
+	if (ret)
+		goto free;
+	aiopipe_fifo_count = count;
+	aiopipe_fifo_class = aiopipe_class_create("aiopipe");
+	if (IS_ERR(aiopipe_fifo_class)) {
+		ret = PTR_ERR(aiopipe_fifo_class);
+		goto unregister_region;
+	}
+	aiopipe_fifo_class->devnode = aiopipe_fifo_devnode;
 	for (i = 0; i < count; i++) {
 		struct aiopipe_fifo *fifo = &aiopipe_fifos[i];
+		dev_t devt = MKDEV(MAJOR(aiopipe_fifo_base), i);
+		struct device *dev;
 
 		mutex_init(&fifo->lock);
-		snprintf(fifo->name, sizeof(fifo->name), "aiopipe%u", i);
-		fifo->misc.minor = MISC_DYNAMIC_MINOR;
-		fifo->misc.name = fifo->name;
-		fifo->misc.fops = &aiopipe_end_fops;
-		fifo->misc.mode = aiopipe_fifo_mode;
-		ret = misc_register(&fifo->misc);
+		cdev_init(&fifo->cdev, &aiopipe_end_fops);
+		fifo->cdev.owner = THIS_MODULE;
+		ret = cdev_add(&fifo->cdev, devt, 1);
 		if (ret)
-			goto unregister;
+			goto unwind;
+		dev = device_create(aiopipe_fifo_class, NULL, devt, fifo,
+				    "aiopipe%u", i);
+		if (IS_ERR(dev)) {
+			ret = PTR_ERR(dev);
+			cdev_del(&fifo->cdev);
+			goto unwind;
+		}
 		aiopipe_nr_fifos = i + 1;
 	}
 	return 0;
 
-unregister:
+unwind:
 	aiopipe_fifo_exit();
+	return ret;
+unregister_region:
+	unregister_chrdev_region(aiopipe_fifo_base, count);
+free:
+	kfree(aiopipe_fifos);
+	aiopipe_fifos = NULL;
 	return ret;
 }
 
+/* Undo aiopipe_fifo_init(); every node file is closed (they hold the module). */
 void aiopipe_fifo_exit(void)
 {
-	while (aiopipe_nr_fifos)
-		misc_deregister(&aiopipe_fifos[--aiopipe_nr_fifos].misc);
+	if (!aiopipe_fifos)
+		return;
+	while (aiopipe_nr_fifos) {
+		struct aiopipe_fifo *fifo = &aiopipe_fifos[--aiopipe_nr_fifos];
+
+		device_destroy(aiopipe_fifo_class, fifo->cdev.dev);
+		cdev_del(&fifo->cdev);
+	}
+	class_destroy(aiopipe_fifo_class);
+	unregister_chrdev_region(aiopipe_fifo_base, aiopipe_fifo_count);
 	kfree(aiopipe_fifos);
 	aiopipe_fifos = NULL;
 }
