@@ -138,6 +138,7 @@ struct aiopipe_req {
 	bool write;
 	bool direct;
 	bool cancelled;
+	bool wake_behind;		/* it emptied its list: wake sync waiters */
 };
 
 static inline bool aiopipe_req_is_direct(const struct aiopipe_req *req)

@@ -80,8 +80,9 @@ void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 /*
  * Take @req off its list as DONE with result @res.  With @done the caller
  * completes it after dropping its locks; without, (cancel, atomic context)
- * the request's work item does.  When the list empties, sync waiters queued
- * behind it are woken: they wait for "nobody ahead of me".
+ * the request's work item does.  When the list empties, every sync waiter
+ * of that direction is woken once the request is finished (they wait for
+ * "nobody ahead of me", and at EOF or EPIPE all of them must see it).
  */
 static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 				      struct list_head *done, bool promote)
@@ -102,11 +103,7 @@ static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 		queue_work(aiopipe_wq, &req->work);
 	if (was_head && promote)
 		aiopipe_promote_locked(chan, list);
-	/* wq.lock is held: waitqueue_active() needs no barrier here */
-	if (list_empty(list) && waitqueue_active(&chan->wq))
-		__wake_up_locked_key(&chan->wq, TASK_INTERRUPTIBLE,
-				     poll_to_key(req->write ? AIOPIPE_WRITE_KEY :
-							      AIOPIPE_READ_KEY));
+	req->wake_behind = list_empty(list);
 }
 
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
@@ -305,6 +302,9 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 	aiopipe_stat_add(chan, req->write ? AP_PENDING_WRITES :
 					    AP_PENDING_READS, -1);
 	req->iocb->ki_complete(req->iocb, req->res);
+	if (req->wake_behind)
+		aiopipe_wake_all(chan, req->write ? AIOPIPE_WRITE_KEY :
+						    AIOPIPE_READ_KEY);
 	kfree(req);
 	aiopipe_chan_put(chan);
 }
