@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Self-tests of scripts/vm-run: boots the kernel for real (6 boots, about a
-# minute under TCG) and prints TAP.
+# Self-tests of scripts/vm-run: boots the kernel for real (7 boots, about a
+# minute and a half under TCG) and prints TAP.
 #
 # usage: selftests/runner/run.sh [--kver VER]
 #   --kver VER   kernel to test with (default: scripts/kernels default)
@@ -16,7 +16,7 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 top=$(cd "$here/../.." && pwd)
 vmrun=$top/scripts/vm-run
-PLAN=16
+PLAN=20
 
 usage() {
 	sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
@@ -109,6 +109,10 @@ main() {
 	"$vmrun" --kver "$kver" >>"$tmp/usage.out" 2>&1 || rc2=$?
 	check "unknown option and missing CMD exit 2" "$tmp/usage.out" \
 		eval '[ "$rc1" -eq 2 ] && [ "$rc2" -eq 2 ]'
+	rc=0
+	"$vmrun" --kver "$kver" --disk 12X -- true >"$tmp/disk-usage.out" 2>&1 || rc=$?
+	check "--disk 12X: exit 2 with a message" "$tmp/disk-usage.out" \
+		eval '[ "$rc" -eq 2 ] && has "$tmp/disk-usage.out" "--disk needs a size"'
 
 	# Splat patterns, without a boot: every line of fixtures/splats.txt is a kernel
 	# report, no line of fixtures/clean.txt is.
@@ -197,6 +201,26 @@ main() {
 		not_ok "a WARNING from a module fails the run" "could not build warn_on_load.ko"
 		not_ok "--out over the serial line, even from a failed run" "skipped with the boot above"
 	fi
+
+	# --- boot G: --host-root and --disk ------------------------------------------------------
+	local gscript='
+		echo "md5sum=$(md5sum --version | head -n 1)"
+		echo "python3=$(python3 -c "print(6 * 7)")"
+		echo "sh=$(readlink /bin/sh) bb=$(busybox echo ok) tool=$(command -v aiopipe-stat || echo none)"
+		if touch /host/vm-run-probe 2>/dev/null; then echo "host=rw"; else echo "host=ro"; fi
+		echo "vda=$(cat /sys/block/vda/size)"
+		echo vm-run-disk >/tmp/d
+		dd if=/tmp/d of=/dev/vda conv=fsync 2>/dev/null
+		echo "readback=$(head -c 11 /dev/vda)"'
+	vm G --no-module --host-root --disk 8M -- "$gscript"
+	check "--host-root: the host's GNU md5sum and python3 run in the guest" "$tmp/G.log" \
+		eval '[ "$rc_G" -eq 0 ] && has "$tmp/G.out" "^md5sum=md5sum \(GNU coreutils\)" &&
+			has_line "$tmp/G.out" "python3=42"'
+	check "--host-root: /host read-only, host /bin/sh, busybox and /opt/aiopipe kept" "$tmp/G.log" \
+		eval 'has_line "$tmp/G.out" "host=ro" &&
+			has "$tmp/G.out" "^sh=/host/bin/sh bb=ok tool=(/opt/aiopipe/bin/aiopipe-stat|none)\$"'
+	check "--disk 8M: /dev/vda has 16384 sectors, written and read back" "$tmp/G.log" \
+		eval 'has_line "$tmp/G.out" "vda=16384" && has_line "$tmp/G.out" "readback=vm-run-disk"'
 
 	# --- boot F: timeout ---------------------------------------------------------------------
 	vm F --no-module --timeout 20 -- sleep 1000
