@@ -163,7 +163,8 @@ __poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
 {
 	__poll_t key = 0;
 
-	if (free_before < PIPE_BUF && aiopipe_free(chan) > free_before)
+	/* writers only care once an end is writable again: PIPE_BUF free */
+	if (free_before < PIPE_BUF && aiopipe_free(chan) >= PIPE_BUF)
 		key |= AIOPIPE_WRITE_KEY;
 	if (next_reader && chan->len)
 		key |= AIOPIPE_READ_KEY;
