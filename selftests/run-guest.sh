@@ -3,13 +3,14 @@
 # test script, each one's TAP kept in /out/tap/NAME.tap and its exit status in
 # /out/tap/status; then proves the module leaks nothing: the global counters
 # of pending requests and pinned pages are zero and "rmmod aiopipe" succeeds.
-# usage: run-guest.sh [NAME-GLOB]   (default: every test)
+# usage: run-guest.sh [NAME-GLOB...]   (default: every test, then the
+#        pipetest smoke run and the module leak/unload checks)
 set -u
 
 bin=/opt/aiopipe/bin/selftests
 scripts=/opt/aiopipe/selftests
 out=/out/tap
-glob=${1:-*}
+globs=${*:-*}
 per_test_timeout=${AIOPIPE_TEST_TIMEOUT:-900}
 
 run_one() {
@@ -50,16 +51,25 @@ final_checks() {
 main() {
 	mkdir -p "$out"
 	: >"$out/status"
-	for t in "$bin"/$glob; do
-		[ -x "$t" ] || continue
-		run_one "$(basename "$t")" "$t"
+	for glob in $globs; do
+		set +f
+		for t in "$bin"/$glob; do
+			[ -x "$t" ] || continue
+			run_one "$(basename "$t")" "$t"
+		done
+		for s in "$scripts"/aiopipe/$glob.sh; do
+			[ -f "$s" ] || continue
+			run_one "$(basename "$s" .sh)" sh "$s"
+		done
+		set -f
 	done
-	for s in "$scripts"/aiopipe/$glob.sh; do
-		[ -f "$s" ] || continue
-		run_one "$(basename "$s" .sh)" sh "$s"
-	done
-	[ "$glob" = "*" ] && final_checks
+	[ "$globs" = "*" ] || return 0
+	# every pipetest model and backend, tiny sizes: a broken model fails CI
+	smoke=/opt/aiopipe/scripts/pipetest-smoke.sh
+	[ -f "$smoke" ] && run_one pipetest_smoke sh "$smoke"
+	final_checks
 	return 0
 }
 
+set -f	# the globs name tests, not files in the current directory
 main "$@"
