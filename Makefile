@@ -151,10 +151,10 @@ soak-debug:
 		--fuzz $(or $(FUZZ),100000) --faults
 
 bench:
-	$(TOP)/scripts/bench
+	$(TOP)/scripts/bench $(BENCH_ARGS)
 
 bench-quick:
-	$(TOP)/scripts/bench --quick
+	$(TOP)/scripts/bench --quick $(BENCH_ARGS)
 
 # ---- installation as users expect of an out-of-tree module ----------------
 install: all

@@ -1,0 +1,83 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# Smoke run of the benchmark tools, inside the VM guest (busybox sh): every
+# pipetest model on every backend with tiny sizes, the unsupported
+# combinations (aio-read and aio-rw on a kernel pipe must exit 2), the token checker
+# itself, every aiostream mode, and aiopipe-stat.  Prints TAP; exits non-zero
+# if any test failed.
+#
+#   sh scripts/pipetest-smoke.sh [PASSES]      (default 200 passes per run)
+#
+# Environment: PIPETEST, AIOSTREAM, AIOPIPE_STAT (default: from PATH),
+# SMOKE_TIMEOUT per run in seconds (default 60).
+
+PASSES=${1:-200}
+PIPETEST=${PIPETEST:-pipetest}
+AIOSTREAM=${AIOSTREAM:-aiostream}
+AIOPIPE_STAT=${AIOPIPE_STAT:-aiopipe-stat}
+TMO=${SMOKE_TIMEOUT:-60}
+MODELS="poll select epoll aio-poll aio-read io_uring-read io_uring-poll threads aio-rw"
+BACKENDS="pipe aiopipe-retry aiopipe-direct aiopipe-retry-nofilter"
+STREAMS="aio-retry aio-direct aio-retry-nofilter aiopipe-rw pipe-rw pipe-splice"
+log=${TMPDIR:-/tmp}/pipetest-smoke.$$
+n=0
+failed=0
+
+# Plan: models x backends, + 2 pipe-nonblock io_uring, + 1 depth-2 storm run,
+# + 2 checker self-tests, + streams, + 3 aiopipe-stat.
+nm=0; for m in $MODELS; do nm=$((nm + 1)); done
+nb=0; for b in $BACKENDS; do nb=$((nb + 1)); done
+ns=0; for s in $STREAMS; do ns=$((ns + 1)); done
+echo "1..$((nm * nb + 2 + 1 + 2 + ns + 3))"
+
+# run WANT_STATUS DESCRIPTION CMD...: one TAP line
+run() {
+	want=$1 desc=$2
+	shift 2
+	n=$((n + 1))
+	timeout "$TMO" "$@" >"$log.out" 2>"$log.err"
+	rc=$?
+	if [ "$rc" -eq "$want" ]; then
+		echo "ok $n - $desc"
+	else
+		failed=$((failed + 1))
+		echo "not ok $n - $desc (exit $rc, want $want)"
+		echo "#   command: $*"
+		sed 's/^/#   /' "$log.err" | tail -n 8
+		[ "$rc" -ne 124 ] && [ "$rc" -ne 143 ] || echo "#   timed out after $TMO s"
+	fi
+}
+
+for b in $BACKENDS; do
+	for m in $MODELS; do
+		want=0
+		case "$m:$b" in aio-read:pipe | aio-rw:pipe) want=2 ;; esac
+		run "$want" "pipetest $m $b" \
+			"$PIPETEST" --model "$m" --backend "$b" --pipes 4 --tokens 2 \
+			--passes "$PASSES" --stall 20 --no-header
+	done
+done
+for m in io_uring-read io_uring-poll; do
+	run 0 "pipetest $m pipe-nonblock" \
+		"$PIPETEST" --model "$m" --backend pipe --nonblock-pipes --pipes 4 \
+		--tokens 2 --passes "$PASSES" --stall 20 --no-header
+done
+run 0 "pipetest aio-read aiopipe-retry-nofilter depth 2 (retry-storm workload)" \
+	"$PIPETEST" --model aio-read --backend aiopipe-retry-nofilter --depth 2 \
+	--pipes 4 --tokens 2 --passes "$PASSES" --stall 20 --no-header
+run 1 "pipetest checker catches a corrupt token (epoll pipe)" \
+	"$PIPETEST" --model epoll --backend pipe --pipes 4 --tokens 2 \
+	--passes "$PASSES" --inject-corruption $((PASSES / 2 + 1)) --no-header
+run 1 "pipetest checker catches a corrupt token (aio-read aiopipe-direct, 4 KiB)" \
+	"$PIPETEST" --model aio-read --backend aiopipe-direct --pipes 4 --tokens 2 \
+	--size 4096 --passes "$PASSES" --inject-corruption $((PASSES / 2 + 1)) --no-header
+for s in $STREAMS; do
+	run 0 "aiostream $s" "$AIOSTREAM" --mode "$s" --block 16k --depth 4 \
+		--mbytes 4 --stall 20 --no-header
+done
+run 0 "aiopipe-stat" "$AIOPIPE_STAT"
+run 0 "aiopipe-stat --csv --watch" "$AIOPIPE_STAT" --csv --watch 0.1 --count 2
+run 0 "aiopipe-stat --path /dev/aiopipe0 (one channel)" "$AIOPIPE_STAT" --path /dev/aiopipe0
+rm -f "$log.out" "$log.err"
+echo "# pipetest-smoke: $((n - failed)) passed, $failed failed"
+[ "$failed" -eq 0 ]
