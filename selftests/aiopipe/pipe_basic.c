@@ -42,22 +42,6 @@ FIXTURE_TEARDOWN(basic)
 	backend_close(self->fds);
 }
 
-/* Fill the pipe with PIPE_BUF-sized nonblocking writes; returns bytes in. */
-static ssize_t fill(int wr)
-{
-	char buf[PIPE_BUF];
-	ssize_t total = 0, n;
-
-	if (pt_set_nonblock(wr, true))
-		return -1;
-	memset(buf, 'f', sizeof(buf));
-	while ((n = write(wr, buf, sizeof(buf))) > 0)
-		total += n;
-	if (errno != EAGAIN || pt_set_nonblock(wr, false))
-		return -1;
-	return total;
-}
-
 static volatile sig_atomic_t handled;
 
 static void on_signal(int sig)
@@ -285,7 +269,7 @@ TEST_F(basic, blocked_writer_resumes_when_a_read_makes_room)
 	struct pt_call c = { .fn = pt_do_write, .fd = self->fds[1],
 			     .buf = buf, .len = sizeof(buf) };
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	memset(buf, 'w', sizeof(buf));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_write));
@@ -402,7 +386,7 @@ TEST_F(basic, blocked_writer_gets_epipe_and_sigpipe_when_the_reader_leaves)
 			     .buf = buf, .len = sizeof(buf) };
 
 	ASSERT_EQ(0, pt_block_signal(SIGPIPE));
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_write));
 	close(self->fds[0]);
@@ -460,7 +444,7 @@ TEST_F(basic, nonblocking_write_to_a_full_pipe_gives_eagain)
 {
 	char buf[PIPE_BUF] = { 0 };
 
-	EXPECT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	EXPECT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, pt_set_nonblock(self->fds[1], true));
 	EXPECT_EQ(-1, write(self->fds[1], buf, 1));
 	EXPECT_EQ(EAGAIN, errno);
@@ -671,7 +655,7 @@ TEST_F(basic, blocked_write_interrupted_without_sa_restart_fails_with_eintr)
 			     .buf = buf, .len = sizeof(buf) };
 
 	ASSERT_EQ(0, pt_handle_signal(SIGUSR1, on_signal, false));
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_write));
 	ASSERT_EQ(0, pthread_kill(c.thread, SIGUSR1));
@@ -688,7 +672,7 @@ TEST_F(basic, blocked_write_interrupted_with_sa_restart_is_restarted)
 			     .buf = buf, .len = sizeof(buf) };
 
 	ASSERT_EQ(0, pt_handle_signal(SIGUSR1, on_signal, true));
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_write));
 	ASSERT_EQ(0, pthread_kill(c.thread, SIGUSR1));
@@ -799,7 +783,7 @@ TEST_F(basic, sigio_tells_the_writer_owner_about_room_in_a_full_pipe)
 	siginfo_t si;
 
 	ASSERT_EQ(0, pt_block_signal(sig));
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, set_async(self->fds[1], sig));
 	drain_signal(sig);
 	ASSERT_EQ(PIPE_BUF, read(self->fds[0], buf, sizeof(buf)));

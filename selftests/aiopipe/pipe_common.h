@@ -453,4 +453,31 @@ static inline ssize_t pt_do_poll(struct pt_call *c)
 	return n > 0 ? pfd.revents : n;
 }
 
+/*
+ * Fill the pipe with PIPE_BUF-sized nonblocking writes (page-sized, so a
+ * kernel pipe and an aiopipe both hold their whole capacity); returns the
+ * bytes accepted, or -1.  The end is left blocking again.
+ */
+static inline ssize_t pt_fill(int wr)
+{
+	char buf[PIPE_BUF];
+	ssize_t total = 0, n;
+
+	if (pt_set_nonblock(wr, true))
+		return -1;
+	memset(buf, 'f', sizeof(buf));
+	while ((n = write(wr, buf, sizeof(buf))) > 0)
+		total += n;
+	if (errno != EAGAIN || pt_set_nonblock(wr, false))
+		return -1;
+	return total;
+}
+
+/* Close one end of a pair and mark it closed for backend_close(). */
+static inline void pt_close_end(int *fd)
+{
+	close(*fd);
+	*fd = -1;
+}
+
 #endif /* AIOPIPE_SELFTEST_PIPE_COMMON_H */

@@ -80,27 +80,6 @@ static int ep_events(int ep)
 	return (int)ev[0].events;
 }
 
-static void close_end(int *fd)
-{
-	close(*fd);
-	*fd = -1;
-}
-
-static ssize_t fill(int wr)
-{
-	char buf[PIPE_BUF];
-	ssize_t total = 0, n;
-
-	if (pt_set_nonblock(wr, true))
-		return -1;
-	memset(buf, 'f', sizeof(buf));
-	while ((n = write(wr, buf, sizeof(buf))) > 0)
-		total += n;
-	if (errno != EAGAIN || pt_set_nonblock(wr, false))
-		return -1;
-	return total;
-}
-
 static ssize_t do_epoll_wait(struct pt_call *c)
 {
 	return epoll_wait(c->fd, c->buf, 1, -1);
@@ -135,7 +114,7 @@ TEST_F(epoll, lt_write_end_reports_out_until_full)
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLOUT, 1));
 	EXPECT_EQ(EPOLLOUT, ep_events(self->ep));
 	EXPECT_EQ(EPOLLOUT, ep_events(self->ep));
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	EXPECT_EQ(0, ep_events(self->ep));
 	ASSERT_EQ(PIPE_BUF, read(self->fds[0], buf, sizeof(buf)));
 	EXPECT_EQ(EPOLLOUT, ep_events(self->ep));
@@ -147,7 +126,7 @@ TEST_F(epoll, lt_reports_the_exact_pipe_poll_bits)
 			    EPOLLPRI | EPOLLRDHUP, 0));
 	ASSERT_EQ(1, write(self->fds[1], "x", 1));
 	EXPECT_EQ(EP_IN, ep_events(self->ep));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	/* no EPOLLRDHUP on pipes, only EPOLLHUP */
 	EXPECT_EQ(EP_IN | EPOLLHUP, ep_events(self->ep));
 }
@@ -209,7 +188,7 @@ TEST_F(epoll, et_write_end_reports_out_when_a_full_pipe_gets_room)
 {
 	char buf[PIPE_BUF];
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLOUT | EPOLLET, 1));
 	EXPECT_EQ(0, ep_events(self->ep));
 	ASSERT_EQ(100, read(self->fds[0], buf, 100));
@@ -243,7 +222,7 @@ TEST_F(epoll, et_read_end_interested_in_in_only_ignores_room)
 {
 	char buf[PIPE_BUF];
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[0], EPOLLIN | EPOLLET, 0));
 	EXPECT_EQ(EPOLLIN, ep_events(self->ep));
 	ASSERT_EQ(PIPE_BUF, read(self->fds[0], buf, sizeof(buf)));
@@ -258,7 +237,7 @@ TEST_F(epoll, et_hup_when_the_last_writer_closes)
 	ASSERT_EQ(1, write(self->fds[1], "x", 1));
 	EXPECT_EQ(EPOLLIN, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(EPOLLIN | EPOLLHUP, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));
 }
@@ -267,7 +246,7 @@ TEST_F(epoll, lt_hup_is_reported_without_interest_in_any_event)
 {
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[0], 0, 0));
 	EXPECT_EQ(0, ep_events(self->ep));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(EPOLLHUP, ep_events(self->ep));
 	EXPECT_EQ(EPOLLHUP, ep_events(self->ep));
 }
@@ -278,7 +257,7 @@ TEST_F(epoll, et_no_hup_while_a_duplicate_writer_lives)
 
 	ASSERT_LE(0, dup_wr);
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[0], EPOLLIN | EPOLLET, 0));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(0, ep_events(self->ep));
 	close(dup_wr);
 	EXPECT_EQ(EPOLLHUP, ep_events(self->ep));
@@ -289,17 +268,17 @@ TEST_F(epoll, et_err_when_the_last_reader_closes)
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLOUT | EPOLLET, 1));
 	EXPECT_EQ(EPOLLOUT, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));
-	close_end(&self->fds[0]);
+	pt_close_end(&self->fds[0]);
 	EXPECT_EQ(EPOLLOUT | EPOLLERR, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));
 }
 
 TEST_F(epoll, et_err_is_reported_without_interest_in_any_event)
 {
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLET, 1));
 	EXPECT_EQ(0, ep_events(self->ep));
-	close_end(&self->fds[0]);
+	pt_close_end(&self->fds[0]);
 	EXPECT_EQ(EPOLLERR, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));
 }
@@ -465,7 +444,7 @@ TEST_F(epoll, blocked_epoll_wait_wakes_with_hup_when_the_last_writer_closes)
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[0], EPOLLIN | EPOLLET, 7));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(blocked_in_epoll_wait(c.tid));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	ASSERT_TRUE(pt_call_join(&c));
 	EXPECT_EQ(1, c.ret);
 	EXPECT_EQ(EPOLLHUP, (int)ev.events);
@@ -476,11 +455,11 @@ TEST_F(epoll, blocked_epoll_wait_wakes_with_err_when_the_last_reader_closes)
 	struct epoll_event ev = { 0 };
 	struct pt_call c = { .fn = do_epoll_wait, .fd = self->ep, .buf = &ev };
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLOUT | EPOLLET, 8));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(blocked_in_epoll_wait(c.tid));
-	close_end(&self->fds[0]);
+	pt_close_end(&self->fds[0]);
 	ASSERT_TRUE(pt_call_join(&c));
 	EXPECT_EQ(1, c.ret);
 	EXPECT_EQ(EPOLLERR, (int)ev.events);
@@ -492,7 +471,7 @@ TEST_F(epoll, blocked_epoll_wait_on_a_full_pipe_wakes_when_room_appears)
 	struct pt_call c = { .fn = do_epoll_wait, .fd = self->ep, .buf = &ev };
 	char buf[PIPE_BUF];
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[1], EPOLLOUT | EPOLLET, 8));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(blocked_in_epoll_wait(c.tid));
@@ -600,7 +579,7 @@ TEST_F(epoll, et_read_end_interested_in_in_and_out_sees_room_only_on_aiopipe)
 	char buf[PIPE_BUF];
 	int edge = backend_is_aiopipe(variant->backend) ? EPOLLIN : 0;
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(0, ep_add(self->ep, self->fds[0], EPOLLIN | EPOLLOUT | EPOLLET, 0));
 	EXPECT_EQ(EPOLLIN, ep_events(self->ep));
 	EXPECT_EQ(0, ep_events(self->ep));

@@ -46,28 +46,6 @@ FIXTURE_TEARDOWN(poll)
 	backend_close(self->fds);
 }
 
-static void close_end(int *fd)
-{
-	close(*fd);
-	*fd = -1;
-}
-
-/* Fill with PIPE_BUF writes (page-aligned: both backends hold capacity). */
-static ssize_t fill(int wr)
-{
-	char buf[PIPE_BUF];
-	ssize_t total = 0, n;
-
-	if (pt_set_nonblock(wr, true))
-		return -1;
-	memset(buf, 'f', sizeof(buf));
-	while ((n = write(wr, buf, sizeof(buf))) > 0)
-		total += n;
-	if (errno != EAGAIN || pt_set_nonblock(wr, false))
-		return -1;
-	return total;
-}
-
 /* select() without waiting: bit 0 readable, 1 writable, 2 exceptional. */
 static int select_bits(int fd)
 {
@@ -118,7 +96,7 @@ TEST_F(poll, read_end_never_reports_out_and_write_end_never_in)
 
 TEST_F(poll, full_pipe_write_end_reports_nothing)
 {
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	EXPECT_EQ(0, pt_revents(self->fds[1], PT_POLL_ALL));
 	EXPECT_EQ(IN_BITS, pt_revents(self->fds[0], PT_POLL_ALL));
 }
@@ -127,7 +105,7 @@ TEST_F(poll, reading_a_page_of_a_full_pipe_reports_out_again)
 {
 	char buf[PIPE_BUF];
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(PIPE_BUF, read(self->fds[0], buf, sizeof(buf)));
 	EXPECT_EQ(OUT_BITS, pt_revents(self->fds[1], PT_POLL_ALL));
 }
@@ -136,21 +114,21 @@ TEST_F(poll, reading_less_than_a_page_of_a_full_pipe_keeps_it_unwritable)
 {
 	char buf[100];
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_EQ(100, read(self->fds[0], buf, sizeof(buf)));
 	EXPECT_EQ(0, pt_revents(self->fds[1], PT_POLL_ALL));
 }
 
 TEST_F(poll, last_writer_gone_read_end_reports_hup)
 {
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(POLLHUP, pt_revents(self->fds[0], PT_POLL_ALL));
 }
 
 TEST_F(poll, last_writer_gone_with_data_reports_in_and_hup)
 {
 	ASSERT_EQ(1, write(self->fds[1], "x", 1));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(IN_BITS | POLLHUP, pt_revents(self->fds[0], PT_POLL_ALL));
 }
 
@@ -159,7 +137,7 @@ TEST_F(poll, no_hup_while_a_duplicate_writer_lives)
 	int dup_wr = dup(self->fds[1]);
 
 	ASSERT_LE(0, dup_wr);
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(0, pt_revents(self->fds[0], PT_POLL_ALL));
 	close(dup_wr);
 	EXPECT_EQ(POLLHUP, pt_revents(self->fds[0], PT_POLL_ALL));
@@ -167,14 +145,14 @@ TEST_F(poll, no_hup_while_a_duplicate_writer_lives)
 
 TEST_F(poll, last_reader_gone_write_end_reports_err_and_out)
 {
-	close_end(&self->fds[0]);
+	pt_close_end(&self->fds[0]);
 	EXPECT_EQ(OUT_BITS | POLLERR, pt_revents(self->fds[1], PT_POLL_ALL));
 }
 
 TEST_F(poll, last_reader_gone_from_a_full_pipe_reports_err_only)
 {
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
-	close_end(&self->fds[0]);
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
+	pt_close_end(&self->fds[0]);
 	EXPECT_EQ(POLLERR, pt_revents(self->fds[1], PT_POLL_ALL));
 }
 
@@ -183,8 +161,8 @@ TEST_F(poll, hup_and_err_are_reported_even_when_not_asked_for)
 	int fds[2];
 
 	ASSERT_EQ(0, backend_pair(variant->backend, fds, 0));
-	close_end(&self->fds[1]);
-	close_end(&fds[0]);
+	pt_close_end(&self->fds[1]);
+	pt_close_end(&fds[0]);
 	EXPECT_EQ(POLLHUP, pt_revents(self->fds[0], 0));
 	EXPECT_EQ(POLLERR, pt_revents(fds[1], 0));
 	backend_close(fds);
@@ -202,13 +180,13 @@ TEST_F(poll, select_sets_follow_the_poll_masks)
 	EXPECT_EQ(1, select_bits(self->fds[0]));
 	/* writer gone: HUP makes the read end readable even when empty */
 	ASSERT_EQ(1, read(self->fds[0], (char[1]){ 0 }, 1));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	EXPECT_EQ(1, select_bits(self->fds[0]));
 	/* full: not writable; reader gone: ERR makes it readable and writable */
 	ASSERT_EQ(0, backend_pair(variant->backend, fds, 0));
-	ASSERT_EQ(CAP_DEFAULT, fill(fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(fds[1]));
 	EXPECT_EQ(0, select_bits(fds[1]));
-	close_end(&fds[0]);
+	pt_close_end(&fds[0]);
 	EXPECT_EQ(3, select_bits(fds[1]));
 	backend_close(fds);
 }
@@ -240,7 +218,7 @@ TEST_F(poll, blocked_poll_wakes_with_hup_when_the_last_writer_closes)
 
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_ppoll));
-	close_end(&self->fds[1]);
+	pt_close_end(&self->fds[1]);
 	ASSERT_TRUE(pt_call_join(&c));
 	EXPECT_EQ(POLLHUP, c.ret);
 }
@@ -258,7 +236,7 @@ TEST_F(poll, blocked_poll_on_a_full_pipe_wakes_when_a_read_makes_room)
 	struct pt_call c = { .fn = pt_do_poll, .fd = self->fds[1],
 			     .arg = POLLOUT | POLLWRNORM };
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_ppoll));
 	ASSERT_EQ(PIPE_BUF, read(self->fds[0], buf, sizeof(buf)));
@@ -271,10 +249,10 @@ TEST_F(poll, blocked_poll_on_the_write_end_wakes_with_err_when_the_last_reader_c
 	struct pt_call c = { .fn = pt_do_poll, .fd = self->fds[1],
 			     .arg = POLLOUT };
 
-	ASSERT_EQ(CAP_DEFAULT, fill(self->fds[1]));
+	ASSERT_EQ(CAP_DEFAULT, pt_fill(self->fds[1]));
 	ASSERT_LT(0, pt_call_start(&c));
 	ASSERT_TRUE(pt_thread_blocked(c.tid, SYS_ppoll));
-	close_end(&self->fds[0]);
+	pt_close_end(&self->fds[0]);
 	ASSERT_TRUE(pt_call_join(&c));
 	EXPECT_EQ(POLLERR, c.ret);
 }
