@@ -551,6 +551,12 @@ TEST_F(exit_mm, sigkill_while_a_retry_waits_in_a_page_fault)
 	int64_t t0;
 	pid_t pid;
 
+	uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+	if (uffd < 0 && errno == ENOSYS)
+		SKIP(return, "no userfaultfd in this kernel (CONFIG_USERFAULTFD)");
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(errno));
+	close(uffd);
+
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {

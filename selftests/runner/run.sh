@@ -128,7 +128,8 @@ main() {
 
 	# A scratch tree without build/: vm-run must ask for the module.
 	mkdir -p "$tmp/fake/scripts"
-	cp "$vmrun" "$top/scripts/kernels" "$tmp/fake/scripts/"
+	cp "$vmrun" "$top/scripts/kernels" "$top/scripts/debug-kernel" \
+		"$top/scripts/debug-kernel.config" "$tmp/fake/scripts/"
 	rc=0
 	timeout 60 "$tmp/fake/scripts/vm-run" --kver "$kver" -- true >"$tmp/nomod.out" 2>&1 || rc=$?
 	check "missing module: exit 1, 'build the module first: make KVER=$kver'" "$tmp/nomod.out" \
