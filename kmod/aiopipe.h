@@ -205,6 +205,8 @@ void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
 void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_finish(struct aiopipe_req *req);
+struct seq_file;
+void aiopipe_show_fdinfo(struct seq_file *m, struct file *file);
 void aiopipe_finish_list(struct list_head *done);
 void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 			  struct list_head *done);

@@ -24,6 +24,7 @@
 #include "fault.h"
 
 #include <linux/aio.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/sched/mm.h>
 
@@ -60,11 +61,8 @@ static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
 	return aiopipe_read_ready(chan);
 }
 
-/*
- * The head of a pending list is the only request that may move bytes: arm
- * it (retry) and kick it at once if it can already make progress.
- */
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
+static void __aiopipe_promote_locked(struct aiopipe_chan *chan,
+				     struct list_head *list, bool unsure)
 {
 	struct aiopipe_req *head = aiopipe_head(list);
 
@@ -73,14 +71,48 @@ void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 		return;
 	if (!head->direct)
 		aiopipe_arm_locked(head);
-	if (aiopipe_req_ready(chan, head))
+	if (aiopipe_req_ready(chan, head) || (unsure && head->direct))
 		aiopipe_kick_locked(head, KICK_PROMOTE);
 }
 
 /*
+ * The head of a pending list is the only request that may move bytes: arm
+ * it (retry) and kick it at once if it can already make progress.  The
+ * readiness test is exact only under chan->mutex, which every caller holds
+ * but the cancel callback; see aiopipe_promote_unlocked().
+ */
+void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
+{
+	lockdep_assert_held(&chan->mutex);
+	__aiopipe_promote_locked(chan, list, false);
+}
+
+/*
+ * Promotion from the cancel callback, without the mutex.  A retry head is
+ * armed before the test, so a wakeup after it cannot be missed; a direct
+ * head is not on the wait queue, and nothing else would come for it:
+ *
+ *   writer (mutex held)                 aiopipe_cancel()
+ *   move_in: head R1 is a retry read,
+ *   no peer fill
+ *                                       take R1; promote D2 (direct):
+ *                                       ring empty, not ready: QUEUED
+ *   bytes into the ring; the READ_KEY
+ *   wakeup finds nobody armed           D2 waits with bytes in the ring
+ *
+ * So a direct head is kicked regardless; its worker takes the mutex and
+ * finds out (at worst one retry that moves nothing).
+ */
+static void aiopipe_promote_unlocked(struct aiopipe_chan *chan,
+				     struct list_head *list)
+{
+	__aiopipe_promote_locked(chan, list, true);
+}
+
+/*
  * Take @req off its list as DONE with result @res.  With @done the caller
- * completes it after dropping its locks; without, (cancel, atomic context)
- * the request's work item does.  When the list empties, every sync waiter
+ * (mutex held) completes it after dropping its locks; without, (cancel,
+ * atomic context, no mutex) the request's work item does.  When the list empties, every sync waiter
  * of that direction is woken once the request is finished (they wait for
  * "nobody ahead of me", and at EOF or EPIPE all of them must see it).
  */
@@ -101,8 +133,10 @@ static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 		list_add_tail(&req->node, done);
 	else
 		queue_work(aiopipe_wq, &req->work);
-	if (was_head && promote)
+	if (was_head && promote && done)
 		aiopipe_promote_locked(chan, list);
+	else if (was_head && promote)
+		aiopipe_promote_unlocked(chan, list);
 	req->wake_behind = list_empty(list);
 }
 
@@ -284,6 +318,15 @@ static void aiopipe_count_result(struct aiopipe_req *req)
 		aiopipe_stat_inc(req->chan, AP_EPIPE_COMPLETIONS);
 }
 
+/* Who waits behind an emptied queue: readers (or their EOF), or writers. */
+static inline __poll_t aiopipe_behind_key(const struct aiopipe_chan *chan,
+					  bool write)
+{
+	if (write)
+		return AIOPIPE_WRITE_KEY;
+	return READ_ONCE(chan->writers) ? AIOPIPE_READ_KEY : AIOPIPE_HUP_KEY;
+}
+
 /*
  * Complete and free a DONE request.  Process context, no spinlock held:
  * unpinning may sleep and ki_complete takes the AIO context lock.  Pages
@@ -303,8 +346,7 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 					    AP_PENDING_READS, -1);
 	req->iocb->ki_complete(req->iocb, req->res);
 	if (req->wake_behind)
-		aiopipe_wake_all(chan, req->write ? AIOPIPE_WRITE_KEY :
-						    AIOPIPE_READ_KEY);
+		aiopipe_wake_all(chan, aiopipe_behind_key(chan, req->write));
 	kfree(req);
 	aiopipe_chan_put(chan);
 }
@@ -317,4 +359,45 @@ void aiopipe_finish_list(struct list_head *done)
 		list_del_init(&req->node);
 		aiopipe_req_finish(req);
 	}
+}
+
+static const char *const aiopipe_state_names[] = {
+	[RQ_NEW] = "new", [RQ_QUEUED] = "queued", [RQ_KICKED] = "kicked",
+	[RQ_BUSY] = "busy", [RQ_DONE] = "done",
+};
+
+static void aiopipe_show_pending(struct seq_file *m, struct list_head *list)
+{
+	struct aiopipe_req *req;
+
+	list_for_each_entry(req, list, node)
+		seq_printf(m, "%s:\t%s %s done %zu left %zu%s%s%s\n",
+			   req->write ? "write" : "read",
+			   aiopipe_state_names[req->state],
+			   req->direct ? "direct" : "retry", req->done,
+			   iov_iter_count(&req->iter),
+			   req->cancelled ? " cancelled" : "",
+			   list_empty(&req->wait.entry) ? "" : " armed",
+			   work_pending(&req->work) ? " work-pending" : "");
+}
+
+/*
+ * /proc/PID/fdinfo/FD: the channel and every pending request, in queue
+ * order (a debugging aid, like io_uring's).  The ring fields are read
+ * without the mutex: a snapshot, not a consistent state.
+ */
+void aiopipe_show_fdinfo(struct seq_file *m, struct file *file)
+{
+	struct aiopipe_chan *chan = file->private_data;
+
+	seq_printf(m, "capacity:\t%u\nbytes:\t%u\nreaders:\t%u\nwriters:\t%u\n",
+		   READ_ONCE(chan->cap), READ_ONCE(chan->len),
+		   READ_ONCE(chan->readers), READ_ONCE(chan->writers));
+	seq_printf(m, "engine:\t%s\nfilter:\t%u\n",
+		   READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT ?
+		   "direct" : "retry", READ_ONCE(chan->filter));
+	spin_lock_irq(&chan->wq.lock);
+	aiopipe_show_pending(m, &chan->rd_pending);
+	aiopipe_show_pending(m, &chan->wr_pending);
+	spin_unlock_irq(&chan->wq.lock);
 }

@@ -18,6 +18,10 @@
  *	states without another lock (as eventfd uses wqh.lock for its count).
  *	The aio cancel callback takes it with the AIO context lock held, IRQs
  *	off, in task or softirq context (exit_aio from an RCU callback).
+ *	Whether the new head of a pending list can move bytes depends on the
+ *	ring, so it is decided under both locks; the cancel callback, which
+ *	cannot take the mutex, kicks a direct head to its worker instead
+ *	(aiopipe_promote_unlocked()).
  *
  *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
  *		 chan->mutex -> chan->wq.lock

@@ -215,6 +215,7 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 			break;
 		}
 		mutex_unlock(&chan->mutex);
+		aiopipe_finish_list(&done);	/* never sleep on completions */
 		ret = aiopipe_wait(chan, AIOPIPE_HUP_KEY,
 				   aiopipe_sync_read_ready_arg, 0);
 		if (ret)
@@ -303,6 +304,11 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		if (key)
 			aiopipe_wake(chan, key);
 		key = 0;
+		/*
+		 * Reads this write filled complete now, not when it ends: their
+		 * submitter may be what has to make the room we wait for.
+		 */
+		aiopipe_finish_list(&done);
 		ret = aiopipe_wait(chan, AIOPIPE_ERR_KEY,
 				   aiopipe_sync_write_ready_arg, left);
 		if (ret)
@@ -321,7 +327,15 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	return ret;
 }
 
-/* pipe_poll(): the same masks, one wait queue for both directions. */
+/*
+ * pipe_poll(): the same masks, one wait queue for both directions.  Bytes
+ * and EOF that queued libaio reads will take are not a reader's to see, nor
+ * room that queued writes will fill a writer's: "ready" must mean that a
+ * nonblocking call would not get -EAGAIN, because io_uring retries its
+ * read or write as soon as poll says so (a poll that says ready to a call
+ * that fails loops in task work).  The request that empties a queue wakes
+ * the pollers behind it (aiopipe_req_finish()).
+ */
 static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
 {
 	struct aiopipe_chan *chan = file->private_data;
@@ -330,15 +344,16 @@ static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
 
 	poll_wait(file, &chan->wq, wait);
 	len = READ_ONCE(chan->len);
-	if (file->f_mode & FMODE_READ) {
-		if (len)
+	if ((file->f_mode & FMODE_READ) && aiopipe_no_readers_ahead(chan)) {
+		if (len || READ_ONCE(chan->wr_head_direct))
 			mask |= EPOLLIN | EPOLLRDNORM;
 		if (!READ_ONCE(chan->writers) &&
 		    *aiopipe_file_seen(file) != READ_ONCE(chan->w_counter))
 			mask |= EPOLLHUP;
 	}
 	if (file->f_mode & FMODE_WRITE) {
-		if (READ_ONCE(chan->cap) - len >= PIPE_BUF)
+		if (READ_ONCE(chan->cap) - len >= PIPE_BUF &&
+		    aiopipe_no_writers_ahead(chan))
 			mask |= EPOLLOUT | EPOLLWRNORM;
 		if (!READ_ONCE(chan->readers))
 			mask |= EPOLLERR;
@@ -513,6 +528,7 @@ const struct file_operations aiopipe_end_fops = {
 	.release	= aiopipe_release,
 	.splice_read	= aiopipe_splice_read_fn,
 	.splice_write	= iter_file_splice_write,
+	.show_fdinfo	= aiopipe_show_fdinfo,
 };
 
 bool aiopipe_is_end(const struct file *file)

@@ -175,9 +175,11 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 
 	if (mm && !mmget_not_zero(mm)) {
 		/* The submitter is exiting; exit_aio() is cancelling us. */
+		mutex_lock(&chan->mutex);
 		spin_lock_irq(&chan->wq.lock);
 		aiopipe_req_take_locked(req, req->done ?: -EINTR, &done);
 		spin_unlock_irq(&chan->wq.lock);
+		mutex_unlock(&chan->mutex);
 		aiopipe_finish_list(&done);
 		return;
 	}

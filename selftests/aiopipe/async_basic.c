@@ -715,4 +715,46 @@ TEST_F(submit, read_on_empty_returns_at_once_unlike_kernel_pipe)
 		EXPECT_EQ(1, AP_STAT(self->fds[0], queued));
 }
 
+/*
+ * A sync write bigger than the room fills the queued read first, then
+ * sleeps for room.  The read must have completed by then: its submitter
+ * may be the one who makes that room (it waits for the completion first).
+ *
+ *   test                           child                    aiopipe (4096)
+ *   io_submit(PREAD 100): queued
+ *                                  write(100 + 8192) ---->  the read gets
+ *                                                           100, the ring
+ *                                                           4096; sleeps
+ *   io_getevents: 100 while the child still sleeps
+ *   read(8192): the child's write returns 8292
+ */
+TEST_F(async_basic, a_sleeping_writer_has_completed_the_reads_it_filled)
+{
+	static char out[100 + 2 * PAGE], in[2 * PAGE];
+	struct io_event ev;
+	struct iocb cb;
+	char buf[100];
+	int status;
+	pid_t pid;
+
+	ASSERT_EQ(PAGE, aiopipe_set_capacity(self->fds[1], PAGE));
+	ap_fill(out, sizeof(out), 0);
+	io_prep_pread(&cb, self->fds[0], buf, sizeof(buf), 0);
+	ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(write(self->fds[1], out, sizeof(out)) == sizeof(out) ? 0 : 1);
+	ASSERT_TRUE(ap_wait_wchan(pid, "aiopipe_wait", AP_LONG_MS));
+	EXPECT_EQ(1, ap_getevents(self->ctx, 1, 1, &ev, AP_LONG_MS))
+		TH_LOG("the read the writer filled did not complete while it slept");
+	EXPECT_EQ(100, (long)ev.res);
+	EXPECT_EQ(-1, ap_check(buf, sizeof(buf), 0));
+	EXPECT_EQ(2 * PAGE, ap_read_full(self->fds[0], in, sizeof(in)));
+	EXPECT_EQ(-1, ap_check(in, sizeof(in), 100));
+	ASSERT_EQ(0, ap_wait_child(pid, AP_LONG_MS, &status));
+	EXPECT_EQ(0, status);
+	AP_EXPECT_IDLE(self->fds[0]);
+}
+
 TEST_HARNESS_MAIN

@@ -11,9 +11,14 @@
  *  - IOCB_CMD_POLL on the read end, on the write end, and on an O_RDWR
  *    /dev/aiopipeN (one wait queue per channel makes it acceptable; an idle
  *    O_RDWR kernel FIFO is refused with EINVAL); HUP and ERR; cancel;
- *  - libaio's io_queue_run() callbacks.
+ *  - libaio's io_queue_run() callbacks;
+ *  - poll(2) never reports bytes a queued read will take: ready means a
+ *    nonblocking read would not get EAGAIN (io_uring retries on it).
  */
+#include <linux/userfaultfd.h>
 #include <pthread.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
@@ -422,6 +427,72 @@ TEST_F(notify, io_queue_run_calls_the_callbacks)
 	for (int i = 0; i < 8; i++)
 		EXPECT_EQ(1, cbrec.res[i]);
 	EXPECT_EQ(0, memcmp(buf, "abcdefgh", 8));
+}
+
+/* A fresh page whose first touch waits on the returned userfaultfd, or -1. */
+static int uffd_page(char **page)
+{
+	struct uffdio_api api = { .api = UFFD_API };
+	struct uffdio_register reg = { 0 };
+	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	*page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	reg.range.start = (unsigned long)*page;
+	reg.range.len = PAGE;
+	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+	if (*page == MAP_FAILED || ioctl(fd, UFFDIO_API, &api) ||
+	    ioctl(fd, UFFDIO_REGISTER, &reg)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The retry engine's worker copies into a page that faults on a
+ * userfaultfd, so a queued read holds its place while bytes sit in the ring.
+ *
+ *   test                                  kworker
+ *   PREAD 2 into the uffd page: queued
+ *   write("abcdef") --------------------> retry: copy "ab" faults, waits
+ *   poll(read end): no POLLIN, the bytes are the queued read's first
+ *   close(uffd) ------------------------> the fault resolves: "ab" copied,
+ *                                         the read completes, the queue is
+ *   poll(read end, 10 s): POLLIN  <------ empty: pollers behind it woken
+ *   read: "cdef"
+ */
+TEST_F(notify, poll_does_not_offer_bytes_a_queued_read_will_take)
+{
+	struct io_event ev;
+	struct iocb cb;
+	char *page, buf[8];
+	int uffd;
+
+	if (ap_is_direct(variant->engine))
+		SKIP(return, "the direct engine pins (and so faults in) the page at submit");
+	uffd = uffd_page(&page);
+	if (uffd < 0 && errno == ENOSYS)
+		SKIP(return, "no userfaultfd in this kernel (CONFIG_USERFAULTFD)");
+	ASSERT_LE(0, uffd) TH_LOG("userfaultfd page: %s", strerror(errno));
+
+	io_prep_pread(&cb, self->fds[0], page, 2, 0);
+	ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
+	ASSERT_EQ(6, write(self->fds[1], "abcdef", 6));
+	ASSERT_EQ(1, ap_poll1(uffd, POLLIN, AP_LONG_MS))
+		TH_LOG("the retry never faulted on the registered page");
+	EXPECT_EQ(0, ap_poll1(self->fds[0], POLLIN, 0))
+		TH_LOG("poll offered bytes that the queued read is taking");
+
+	close(uffd);	/* the poll below mostly sleeps until the read is done */
+	EXPECT_EQ(1, ap_poll1(self->fds[0], POLLIN, AP_LONG_MS));
+	EXPECT_EQ(2, ap_reap1(self->ctx, &ev));
+	EXPECT_EQ(0, memcmp(page, "ab", 2));
+	EXPECT_EQ(4, ap_read_now(self->fds[0], buf, sizeof(buf)));
+	EXPECT_EQ(0, memcmp(buf, "cdef", 4));
+	munmap(page, PAGE);
 }
 
 TEST_HARNESS_MAIN

@@ -686,6 +686,20 @@ static void reap_uring(void)
 		note("io_uring: %u completions", n);
 }
 
+/*
+ * An SQE never targets the ring's own fd: on 6.1 a read or write aimed at
+ * the ring loops in task work (poll says ready, the retry says -EAGAIN) in
+ * a child with SIGKILL pending, which then never exits.  That is io_uring
+ * polling itself, not aiopipe (docs/hardening.md); -1 keeps the sequence of
+ * random numbers, so seeds stay reproducible.
+ */
+static int sqe_fd(void)
+{
+	int fd = rand_fd();
+
+	return F.have_ring && fd == F.ring.ring_fd ? -1 : fd;
+}
+
 static void do_uring(void)
 {
 	static const unsigned char ops[] = {
@@ -702,7 +716,7 @@ static void do_uring(void)
 	for (i = 0; i < n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&F.ring);
 		size_t len = chance(70) ? 1 + below(65536) : rand_len();
-		int fd = rand_fd();
+		int fd = sqe_fd();
 		void *p;
 
 		if (!sqe)
@@ -733,7 +747,7 @@ static void do_uring(void)
 			break;
 		case IORING_OP_SPLICE:
 		case IORING_OP_TEE:
-			sqe->splice_fd_in = rand_fd();
+			sqe->splice_fd_in = sqe_fd();
 			sqe->splice_off_in = (uint64_t)-1;
 			sqe->off = (uint64_t)-1;
 			sqe->addr = 0;
