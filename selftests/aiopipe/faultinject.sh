@@ -93,6 +93,9 @@ run_tests() {
 			failed=$(grep -c '^not ok ' "$logs/$phase.$name.log")
 			if [ "$rc" -eq 124 ] || [ "$rc" -gt 128 ]; then
 				tap fail "$phase.$name.terminates" "exit $rc after $passed passed, $failed failed"
+				# where it died: the kernel's unhandled-signal line, the log's end
+				dmesg | grep -E "$name.*(segfault|trap)" | tail -n 3 | sed 's/^/# /'
+				tail -n 5 "$logs/$phase.$name.log" | sed "s/^/#   /"
 			else
 				tap ok "$phase.$name.terminates" "$passed passed, $failed failed under injected faults"
 			fi
