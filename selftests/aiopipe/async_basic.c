@@ -422,7 +422,7 @@ TEST_F(async_basic, queued_read_is_woken_past_a_sleeping_sync_reader)
 	pid_t pid;
 
 	ASSERT_EQ(0, pipe(note));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		ssize_t n = read(self->fds[0], got, sizeof(got));
@@ -476,7 +476,7 @@ TEST_F(async_basic, queued_write_is_woken_past_a_sleeping_sync_writer)
 	memset(wbuf, 'W', sizeof(wbuf));
 	ASSERT_EQ(PAGE, aiopipe_set_capacity(self->fds[1], PAGE));
 	ASSERT_EQ(PAGE, write(self->fds[1], fill, PAGE));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(write(self->fds[1], "SSSSSSSSSS", 10) == 10 ? 0 : 1);
@@ -534,7 +534,7 @@ TEST_F(async_basic, eof_reaches_every_sync_reader_behind_a_pending_read)
 		io_prep_pread(&cb, fds[0], buf, sizeof(buf), 0);
 		ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
 		for (int i = 0; i < 2; i++) {
-			pid[i] = fork();
+			pid[i] = ap_fork();
 			ASSERT_LE(0, pid[i]);
 			if (pid[i] == 0) {
 				/* FIFO: they run before the kworker does */
@@ -598,7 +598,7 @@ TEST_F(async_basic, epipe_reaches_every_sync_writer_behind_a_pending_write)
 		io_prep_pwrite(&cb, fds[1], fill, 100, 0);
 		ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
 		for (int i = 0; i < 2; i++) {
-			pid[i] = fork();
+			pid[i] = ap_fork();
 			ASSERT_LE(0, pid[i]);
 			if (pid[i] == 0) {
 				sched_setscheduler(0, SCHED_FIFO, &fifo);
@@ -684,7 +684,7 @@ TEST_F(submit, read_on_empty_returns_at_once_unlike_kernel_pipe)
 	int status, returned;
 	pid_t pid;
 
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		io_context_t ctx = 0;
@@ -741,7 +741,7 @@ TEST_F(async_basic, a_sleeping_writer_has_completed_the_reads_it_filled)
 	ap_fill(out, sizeof(out), 0);
 	io_prep_pread(&cb, self->fds[0], buf, sizeof(buf), 0);
 	ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		_exit(write(self->fds[1], out, sizeof(out)) == sizeof(out) ? 0 : 1);

@@ -129,7 +129,7 @@ TEST_F(exit, exit_with_1000_pending_reads_is_reaped_within_a_second)
 	int64_t t0;
 	pid_t pid;
 
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		child_queue(self->fds[0], false, NREQ, self->note[1], END_EXIT);
@@ -163,7 +163,7 @@ TEST_F(exit, sigkill_with_1000_pending_reads_is_reaped_within_a_second)
 	int64_t t0;
 	pid_t pid;
 
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		child_queue(self->fds[0], false, NREQ, self->note[1],
@@ -195,7 +195,7 @@ TEST_F(exit, sigkill_with_1000_pending_writes_is_reaped_within_a_second)
 	ASSERT_EQ(PAGE, aiopipe_set_capacity(self->fds[1], PAGE));
 	ap_fill(fill, PAGE, 0);
 	ASSERT_EQ(PAGE, write(self->fds[1], fill, PAGE));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		child_queue(self->fds[1], true, NREQ, self->note[1],
@@ -239,7 +239,7 @@ TEST_F(exit, sigkill_races_with_a_writer)
 		ssize_t n;
 		pid_t pid;
 
-		pid = fork();
+		pid = ap_fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0)
 			child_queue(self->fds[0], false, 200, self->note[1],
@@ -306,7 +306,7 @@ TEST_F(exit, sigkill_races_with_a_write_being_retried)
 		ssize_t n;
 		pid_t pid;
 
-		pid = fork();
+		pid = ap_fork();
 		ASSERT_LE(0, pid);
 		if (pid == 0) {
 			unsigned char *src = malloc(total);
@@ -360,7 +360,7 @@ TEST_F(exit, execve_with_1000_pending_reads_cancels_them)
 	char buf[8];
 	pid_t pid;
 
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0)
 		child_queue(self->fds[0], false, NREQ, self->note[1], END_EXEC);
@@ -400,7 +400,7 @@ TEST_F(exit, fork_after_submission_keeps_the_read_in_the_parent)
 	ASSERT_EQ(0, io_setup(4, &ctx));
 	io_prep_pread(&cb, self->fds[0], page, 16, 0);
 	ASSERT_EQ(1, ap_submit1(ctx, &cb));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		memset(page, 'C', PAGE);
@@ -433,7 +433,7 @@ TEST_F(exit, exit_with_requests_on_100_private_channels)
 	pid_t pid;
 
 	ASSERT_LE(1, base_channels);
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		static char bufs[100][10][64];
@@ -557,7 +557,7 @@ TEST_F(exit_mm, sigkill_while_a_retry_waits_in_a_page_fault)
 	ASSERT_LE(0, uffd) TH_LOG("userfaultfd: %s", strerror(errno));
 	close(uffd);
 
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		struct uffdio_api api = { .api = UFFD_API };

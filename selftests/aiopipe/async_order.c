@@ -851,7 +851,7 @@ TEST_F_TIMEOUT(order, queued_writes_up_to_pipe_buf_are_atomic, 300)
 	}
 	/* writer 4: write(2) from another process */
 	{
-		pid_t pid = fork();
+		pid_t pid = ap_fork();
 
 		ASSERT_LE(0, pid);
 		if (pid == 0) {

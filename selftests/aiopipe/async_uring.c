@@ -319,7 +319,7 @@ static void forced_async_exit(struct __test_metadata *_metadata, int fds[2],
 	pid_t pid;
 
 	ASSERT_EQ(0, pipe(note));
-	pid = fork();
+	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
 		static char rbuf[16];

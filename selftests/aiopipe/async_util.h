@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -356,6 +357,21 @@ static inline ssize_t ap_read_now(int fd, void *buf, size_t len)
 		n = -errno;
 	fcntl(fd, F_SETFL, fl);
 	return n;
+}
+
+/*
+ * fork() whose child dies with the test process (SIGKILL when it exits):
+ * a failed ASSERT in the parent never leaves a child behind that holds
+ * channels open (the module's counters would count them as leaked).
+ */
+static inline pid_t ap_fork(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0 &&
+	    (prctl(PR_SET_PDEATHSIG, SIGKILL) || getppid() != parent))
+		_exit(99);
+	return pid;
 }
 
 /*
