@@ -560,22 +560,13 @@ TEST_F(exit_mm, sigkill_while_a_retry_waits_in_a_page_fault)
 	pid = ap_fork();
 	ASSERT_LE(0, pid);
 	if (pid == 0) {
-		struct uffdio_api api = { .api = UFFD_API };
-		struct uffdio_register reg = { 0 };
 		io_context_t ctx = 0;
 		struct iocb cb, *cbp = &cb;
 		char *page;
-		int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+		int fd = ap_uffd_page(&page);
 
-		page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-			    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (fd < 0 || page == MAP_FAILED || ioctl(fd, UFFDIO_API, &api))
+		if (fd < 0)
 			_exit(20);
-		reg.range.start = (unsigned long)page;
-		reg.range.len = PAGE;
-		reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-		if (ioctl(fd, UFFDIO_REGISTER, &reg))
-			_exit(21);
 		if (send_fd(self->sock[1], fd))
 			_exit(22);
 		if (io_setup(4, &ctx))

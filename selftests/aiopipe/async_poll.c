@@ -15,7 +15,6 @@
  *  - poll(2) never reports bytes a queued read will take: ready means a
  *    nonblocking read would not get EAGAIN (io_uring retries on it).
  */
-#include <linux/userfaultfd.h>
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -429,28 +428,6 @@ TEST_F(notify, io_queue_run_calls_the_callbacks)
 	EXPECT_EQ(0, memcmp(buf, "abcdefgh", 8));
 }
 
-/* A fresh page whose first touch waits on the returned userfaultfd, or -1. */
-static int uffd_page(char **page)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { 0 };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	if (fd < 0)
-		return -1;
-	*page = mmap(NULL, PAGE, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	reg.range.start = (unsigned long)*page;
-	reg.range.len = PAGE;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (*page == MAP_FAILED || ioctl(fd, UFFDIO_API, &api) ||
-	    ioctl(fd, UFFDIO_REGISTER, &reg)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /*
  * The retry engine's worker copies into a page that faults on a
  * userfaultfd, so a queued read holds its place while bytes sit in the ring.
@@ -473,7 +450,7 @@ TEST_F(notify, poll_does_not_offer_bytes_a_queued_read_will_take)
 
 	if (ap_is_direct(variant->engine))
 		SKIP(return, "the direct engine pins (and so faults in) the page at submit");
-	uffd = uffd_page(&page);
+	uffd = ap_uffd_page(&page);
 	if (uffd < 0 && errno == ENOSYS)
 		SKIP(return, "no userfaultfd in this kernel (CONFIG_USERFAULTFD)");
 	ASSERT_LE(0, uffd) TH_LOG("userfaultfd page: %s", strerror(errno));
