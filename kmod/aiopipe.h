@@ -87,13 +87,17 @@ struct aiopipe_chan {
 	/* under wq.lock */
 	struct list_head rd_pending;
 	struct list_head wr_pending;
-	unsigned int pinned_pages;
 	bool rd_head_direct;	/* first pending read is direct; lockless hint */
 	bool wr_head_direct;	/* first pending write is direct; lockless hint */
 
 	/* written under mutex, read locklessly by wake callbacks */
 	u32 engine;
 	u32 filter;
+
+	atomic_t pinned_pages;	/* the direct engine's pin budget in use */
+
+	/* set once, locklessly: somebody waits for a drain (aiopipe_wake()) */
+	bool drain_wanted;
 
 	struct fasync_struct *fasync_readers;
 	struct fasync_struct *fasync_writers;

@@ -71,6 +71,8 @@ static void __aiopipe_promote_locked(struct aiopipe_chan *chan,
 		return;
 	if (!head->direct)
 		aiopipe_arm_locked(head);
+	if (unsure)
+		smp_mb();	/* armed before the test: see wq_has_sleeper() */
 	if (aiopipe_req_ready(chan, head) || (unsure && head->direct))
 		aiopipe_kick_locked(head, KICK_PROMOTE);
 }

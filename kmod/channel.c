@@ -13,7 +13,7 @@
  *
  *   chan->wq.lock (irq-safe spinlock, the wait queue's own lock)
  *	protects the wait queue, both pending lists (rd_pending, wr_pending),
- *	every req->state, req->cancelled, req->kick, and chan->pinned_pages.
+ *	every req->state, req->cancelled and req->kick.
  *	Wake callbacks already run under it, so they may move a request between
  *	states without another lock (as eventfd uses wqh.lock for its count).
  *	The aio cancel callback takes it with the AIO context lock held, IRQs
@@ -22,6 +22,11 @@
  *	ring, so it is decided under both locks; the cancel callback, which
  *	cannot take the mutex, kicks a direct head to its worker instead
  *	(aiopipe_promote_unlocked()).
+ *
+ *   No lock: chan->pinned_pages is an atomic budget (direct.c);
+ *	chan->drain_wanted is set once, ordered by the barriers described at
+ *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
+ *	wq.lock and read by sleepers as hints only.
  *
  *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
  *		 chan->mutex -> chan->wq.lock
@@ -111,7 +116,7 @@ static void aiopipe_chan_free(struct kref *ref)
 
 	WARN_ON_ONCE(!list_empty(&chan->rd_pending));
 	WARN_ON_ONCE(!list_empty(&chan->wr_pending));
-	WARN_ON_ONCE(chan->pinned_pages);
+	WARN_ON_ONCE(atomic_read(&chan->pinned_pages));
 	aiopipe_stat_add(chan, AP_BYTES_BUFFERED, -(s64)chan->len);
 	aiopipe_stat_add(chan, AP_CHANNELS, -1);
 	mutex_destroy(&chan->mutex);
@@ -253,14 +258,28 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
  * both directions, so each direction gets its own wake-one walk: a single
  * walk with a combined key would stop at the first exclusive sleeper of
  * either kind, and a reader woken for "data" would swallow the writers'
- * "room" wakeup.  Drain waiters are all woken.  Called without
- * chan->wq.lock; the barrier in wq_has_sleeper() pairs with the one in
- * prepare_to_wait()/add_wait_queue().
+ * "room" wakeup.  Drain waiters are all woken, but only on a channel
+ * where somebody has ever asked for a drain: every other read that empties
+ * the ring would walk the queue for nothing.  Called without chan->wq.lock.
+ * The barrier in wq_has_sleeper() pairs with the one in prepare_to_wait()
+ * and the one aiopipe_poll() issues after poll_wait(), so neither the
+ * queued entry nor drain_wanted can be missed:
+ *
+ *   reader (waker)                       drain waiter (poll, fsync)
+ *   consumed += n (mutex)                add entry to chan->wq
+ *                                        drain_wanted = true
+ *   smp_mb() (wq_has_sleeper)            smp_mb()
+ *   entry queued? drain_wanted?          consumed == produced?
+ *
+ * At least one side sees the other's stores: the waiter sees the drain,
+ * or the waker sees the waiter and wakes it.
  */
 void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 {
 	if (!wq_has_sleeper(&chan->wq))
 		goto fasync;
+	if (!READ_ONCE(chan->drain_wanted))
+		key &= ~AIOPIPE_DRAIN_KEY;
 	if (key & AIOPIPE_HUP_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
 			  poll_to_key(key & AIOPIPE_HUP_KEY));
@@ -280,7 +299,8 @@ fasync:
 /* Wake every waiter, exclusive or not: an end went away. */
 void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key)
 {
-	__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0, poll_to_key(key));
+	if (wq_has_sleeper(&chan->wq))
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0, poll_to_key(key));
 	if (key & EPOLLIN)
 		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
 	if (key & EPOLLOUT)

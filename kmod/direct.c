@@ -24,24 +24,24 @@
 
 #define AIOPIPE_PIN_BATCH	16
 
+/*
+ * Reserve @nr pages of the channel's pin budget.  An atomic, not a lock:
+ * two racing reservations that together overshoot both back off and use
+ * the retry engine, which is only slower.
+ */
 static int aiopipe_pin_reserve(struct aiopipe_chan *chan, unsigned int nr)
 {
-	int ret = 0;
-
-	spin_lock_irq(&chan->wq.lock);
-	if (chan->pinned_pages + nr > aiopipe_max_pin_pages_chan)
-		ret = -E2BIG;
-	else
-		chan->pinned_pages += nr;
-	spin_unlock_irq(&chan->wq.lock);
-	return ret;
+	if (atomic_add_return(nr, &chan->pinned_pages) <=
+	    aiopipe_max_pin_pages_chan)
+		return 0;
+	atomic_sub(nr, &chan->pinned_pages);
+	return -E2BIG;
 }
 
 static void aiopipe_pin_unreserve(struct aiopipe_chan *chan, unsigned int nr)
 {
-	spin_lock_irq(&chan->wq.lock);
-	chan->pinned_pages -= nr;
-	spin_unlock_irq(&chan->wq.lock);
+	if (nr)
+		atomic_sub(nr, &chan->pinned_pages);
 }
 
 static void aiopipe_unpin_bvecs(struct bio_vec *bv, unsigned int nr,

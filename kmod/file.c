@@ -328,6 +328,25 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 }
 
 /*
+ * Make this poller visible before reading the state it tests: its queued
+ * entry, and its interest in drains (which epoll may add later, through
+ * EPOLL_CTL_MOD, without queueing again).  Pairs with wq_has_sleeper() in
+ * aiopipe_wake(); see the timeline there.
+ */
+static void aiopipe_poll_publish(struct aiopipe_chan *chan, poll_table *wait)
+{
+	bool barrier = !poll_does_not_wait(wait);
+
+	if (wait && (poll_requested_events(wait) & AIOPIPE_DRAIN_KEY) &&
+	    !READ_ONCE(chan->drain_wanted)) {
+		WRITE_ONCE(chan->drain_wanted, true);
+		barrier = true;
+	}
+	if (barrier)
+		smp_mb();	/* pairs with wq_has_sleeper() in aiopipe_wake() */
+}
+
+/*
  * pipe_poll(): the same masks, one wait queue for both directions.  Bytes
  * and EOF that queued libaio reads will take are not a reader's to see, nor
  * room that queued writes will fill a writer's: "ready" must mean that a
@@ -343,6 +362,7 @@ static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
 	u32 len;
 
 	poll_wait(file, &chan->wq, wait);
+	aiopipe_poll_publish(chan, wait);
 	len = READ_ONCE(chan->len);
 	if ((file->f_mode & FMODE_READ) && aiopipe_no_readers_ahead(chan)) {
 		if (len || READ_ONCE(chan->wr_head_direct))
@@ -462,6 +482,7 @@ static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
 	 */
 	if (current->flags & PF_KTHREAD)
 		return -EOPNOTSUPP;
+	WRITE_ONCE(chan->drain_wanted, true);
 	mutex_lock(&chan->mutex);
 	mark = chan->produced;
 	mutex_unlock(&chan->mutex);

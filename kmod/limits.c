@@ -77,22 +77,24 @@ void aiopipe_uncharge_ring(struct user_struct *user, u32 bytes)
 
 /*
  * Charge @nr pinned pages to the submitter; returns the user to uncharge
- * later (a reference), NULL when nothing was charged (CAP_IPC_LOCK), or an
- * ERR_PTR(-ENOMEM) over RLIMIT_MEMLOCK.
+ * later (a reference), NULL when nothing was charged (past the limit with
+ * CAP_IPC_LOCK), or an ERR_PTR(-ENOMEM) over RLIMIT_MEMLOCK.
+ *
+ * Every direct request comes here, so the capability is asked only past
+ * the limit: capable() runs the LSM hooks (and marks the task as having
+ * used its privilege) on every call.  Under the limit a privileged caller
+ * is charged like anyone else; past it, it pins uncharged, as io_uring
+ * does for CAP_IPC_LOCK.
  */
 struct user_struct *aiopipe_charge_pins(unsigned long nr)
 {
 	long limit = rlimit(RLIMIT_MEMLOCK) >> PAGE_SHIFT;
-	struct user_struct *user;
-	long cur;
+	struct user_struct *user = current_user();
+	long cur = atomic_long_read(&user->locked_vm);
 
-	if (capable(CAP_IPC_LOCK))
-		return NULL;
-	user = current_user();
-	cur = atomic_long_read(&user->locked_vm);
 	do {
 		if (cur + (long)nr > limit)
-			return ERR_PTR(-ENOMEM);
+			return capable(CAP_IPC_LOCK) ? NULL : ERR_PTR(-ENOMEM);
 	} while (!atomic_long_try_cmpxchg(&user->locked_vm, &cur, cur + nr));
 	return get_uid(user);
 }

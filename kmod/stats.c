@@ -12,14 +12,16 @@
 
 /*
  * Global counters are per CPU, so the hot paths of unrelated channels never
- * share a cache line; readers sum them.  The global pinned-page peak is the
- * one shared atomic, touched only when pages are pinned.
+ * share a cache line; readers sum them.  The global pinned pages and their
+ * peak are the shared atomics, touched only when pages are pinned or
+ * released: the peak needs the current total at once, not a sum over CPUs.
  */
 struct aiopipe_pcpu_counters {
 	s64 v[AP_NR_STATS];
 };
 
 static DEFINE_PER_CPU(struct aiopipe_pcpu_counters, aiopipe_global);
+static atomic64_t aiopipe_global_pinned;
 static atomic64_t aiopipe_global_pinned_peak;
 
 static s64 aiopipe_global_read(enum aiopipe_stat s)
@@ -27,6 +29,8 @@ static s64 aiopipe_global_read(enum aiopipe_stat s)
 	s64 sum = 0;
 	int cpu;
 
+	if (s == AP_PINNED_PAGES)
+		return atomic64_read(&aiopipe_global_pinned);
 	if (s == AP_PINNED_PAGES_PEAK)
 		return atomic64_read(&aiopipe_global_pinned_peak);
 	for_each_possible_cpu(cpu)
@@ -69,12 +73,13 @@ static void aiopipe_peak(atomic64_t *peak, s64 now)
 /* Pinned pages now, and their high-water mark, per channel and global. */
 void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n)
 {
-	aiopipe_stat_add(chan, AP_PINNED_PAGES, n);
-	aiopipe_peak(&chan->stats.v[AP_PINNED_PAGES_PEAK],
-		     atomic64_read(&chan->stats.v[AP_PINNED_PAGES]));
-	if (n > 0)
-		aiopipe_peak(&aiopipe_global_pinned_peak,
-			     aiopipe_global_read(AP_PINNED_PAGES));
+	s64 here = atomic64_add_return(n, &chan->stats.v[AP_PINNED_PAGES]);
+	s64 all = atomic64_add_return(n, &aiopipe_global_pinned);
+
+	if (n <= 0)
+		return;
+	aiopipe_peak(&chan->stats.v[AP_PINNED_PAGES_PEAK], here);
+	aiopipe_peak(&aiopipe_global_pinned_peak, all);
 }
 
 /* Fill @st from @chan's counters, or the global ones for a NULL @chan. */

@@ -167,6 +167,30 @@ TEST_F(drain, edge_triggered_epoll_reports_the_drain)
 	close(ep);
 }
 
+/*
+ * Interest in the drain added later, by EPOLL_CTL_MOD on an entry that
+ * already waits for EPOLLOUT: the read that empties the pipe must still
+ * wake it (the module wakes drain waiters only once somebody asked).
+ */
+TEST_F(drain, epoll_mod_to_drained_is_woken_by_the_read)
+{
+	struct epoll_event ev = { .events = EPOLLOUT | EPOLLET };
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	char buf[8];
+
+	ASSERT_LE(0, ep);
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_ADD, self->fds[1], &ev));
+	ASSERT_EQ(1, epoll_wait(ep, &ev, 1, 0));
+	ASSERT_EQ(3, write(self->fds[1], "abc", 3));
+	ev.events = EPOLLWRBAND | EPOLLET;
+	ASSERT_EQ(0, epoll_ctl(ep, EPOLL_CTL_MOD, self->fds[1], &ev));
+	EXPECT_EQ(0, epoll_wait(ep, &ev, 1, 0));
+	ASSERT_EQ(3, read(self->fds[0], buf, sizeof(buf)));
+	ASSERT_EQ(1, epoll_wait(ep, &ev, 1, DONE_MS));
+	EXPECT_EQ((uint32_t)EPOLLWRBAND, ev.events & EPOLLWRBAND);
+	close(ep);
+}
+
 TEST_F(drain, aio_poll_completes_on_drain)
 {
 	io_context_t ctx = 0;

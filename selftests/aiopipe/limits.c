@@ -294,6 +294,35 @@ TEST_F(limits, memlock_limit_falls_back_to_retry)
 	EXPECT_TRUE(pair_works(fds));
 }
 
+/*
+ * The same limit with CAP_IPC_LOCK (root): the 64-page read is pinned
+ * anyway, as io_uring pins registered buffers past RLIMIT_MEMLOCK for a
+ * privileged caller, and its pages are released when it completes.
+ */
+TEST_F(limits, cap_ipc_lock_pins_past_memlock_limit)
+{
+	struct rlimit rl = { 4 * PAGE, 4 * PAGE };
+	unsigned char *big = pages(64), *src = pages(64);
+	struct iocb cb, *cbp = &cb;
+	struct io_event ev;
+	int *fds = self->fds[0];
+
+	ASSERT_NE(NULL, big);
+	ASSERT_NE(NULL, src);
+	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &rl));
+	ASSERT_EQ(0, aiopipe_pair_ex(fds, 0, 0, AIOPIPE_ENGINE_DIRECT));
+	ASSERT_EQ(0, io_setup(8, &self->ctx));
+
+	io_prep_pread(&cb, fds[0], big, 64 * PAGE, 0);
+	ASSERT_EQ(1, io_submit(self->ctx, 1, &cbp));
+	EXPECT_EQ(64, AP_STAT(fds[0], pinned_pages));
+	ap_fill(src, 5000, 0);
+	ASSERT_EQ(5000, write(fds[1], src, 5000));
+	ASSERT_EQ(5000, ap_reap1(self->ctx, &ev));
+	EXPECT_EQ(-1, ap_check(big, 5000, 0));
+	AP_EXPECT_IDLE(fds[0]);
+}
+
 /* max_pin_pages_req 4: an 8-page direct read is not pinned, a 4-page one is. */
 TEST_F(limits, pin_bound_per_request_falls_back_to_retry)
 {
