@@ -622,6 +622,16 @@ static bool result_ok(struct ioside *s, struct slot *sl, long res)
 	case -EAGAIN:
 		return sl->nowait || sl->uring;
 	case -ECANCELED:
+		/*
+		 * io_uring cancels work queued for io-wq when it cannot
+		 * create the first worker (io-wq.c, "failed to create the
+		 * first worker"): an allocation the kernel's failslab failed.
+		 */
+		if (!sl->cancelled && sl->uring && O.allow_faults) {
+			ADD(fault_errors, 1);
+			return true;
+		}
+		return sl->cancelled;
 	case -EINTR:
 		return sl->cancelled;
 	case -EPIPE:
