@@ -10,6 +10,7 @@
 #include <linux/version.h>
 #include <linux/device.h>
 #include <linux/fs.h>
+#include <linux/highmem.h>
 #include <linux/module.h>
 #include <linux/splice.h>
 #include <linux/uio.h>
@@ -50,6 +51,13 @@ static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
 	return copy_splice_read(in, ppos, pipe, len, flags);
 }
 
+/* Copy @n bytes of @page at @off to @to (no pipe iterators here). */
+static inline size_t aiopipe_copy_page_to_iter(struct page *page, size_t off,
+					       size_t n, struct iov_iter *to)
+{
+	return copy_page_to_iter(page, off, n, to);
+}
+
 #else /* 6.1 */
 
 #define AIOPIPE_DEVNODE_CONST
@@ -78,6 +86,26 @@ static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
 					  size_t len, unsigned int flags)
 {
 	return generic_file_splice_read(in, ppos, pipe, len, flags);
+}
+
+/*
+ * splice() hands read_iter an ITER_PIPE, and copy_page_to_iter() on one
+ * puts a reference to @page itself into the pipe: a page of our ring, or a
+ * pending writer's pinned page, would then change under the pipe's reader.
+ * Copy through a mapping instead, as copy_to_iter() does for pipes.
+ */
+static inline size_t aiopipe_copy_page_to_iter(struct page *page, size_t off,
+					       size_t n, struct iov_iter *to)
+{
+	size_t ret;
+	void *kaddr;
+
+	if (!iov_iter_is_pipe(to))
+		return copy_page_to_iter(page, off, n, to);
+	kaddr = kmap_local_page(page);
+	ret = copy_to_iter(kaddr + off, n, to);
+	kunmap_local(kaddr);
+	return ret;
 }
 
 #endif

@@ -215,8 +215,8 @@ static size_t aiopipe_direct_drain(struct aiopipe_req *req,
 		size_t n = min3(bv->bv_len - off, iov_iter_count(to),
 				iov_iter_count(&req->iter));
 		size_t got = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
-			     copy_page_to_iter(bv->bv_page, bv->bv_offset + off,
-					       n, to);
+			     aiopipe_copy_page_to_iter(bv->bv_page,
+						       bv->bv_offset + off, n, to);
 
 		iov_iter_advance(&req->iter, got);
 		total += got;

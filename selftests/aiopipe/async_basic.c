@@ -237,6 +237,73 @@ TEST_F(async_basic, write_queued_completes_as_reader_drains)
 	AP_LOG_STATS(self->fds[0], "after");
 }
 
+/* Read exactly @len bytes of @fd; false on EOF or an error. */
+static bool read_full(int fd, char *buf, size_t len)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		ssize_t n = read(fd, buf + got, len - got);
+
+		if (n <= 0)
+			return false;
+		got += n;
+	}
+	return true;
+}
+
+/*
+ * splice() from the read end must copy, never lend pages: on 6.1 a
+ * splice gives read_iter a pipe iterator, and copy_page_to_iter() on one
+ * puts a reference to the page itself into the kernel pipe.  The ring's
+ * page is refilled and the writer reuses its buffer once its write has
+ * completed; the kernel pipe must still hold what was written.
+ *
+ *   submitter                    aiopipe (4096)          kernel pipe
+ *   write 'A' x 4096 -> ring
+ *   aio write 'B' x 4096: queued
+ *                                splice 8192 ----------> A..A B..B
+ *   reap the write: 4096
+ *   buffer := 'C'; write 'D' x 4096 -> ring
+ *                                                       read: A..A B..B
+ */
+TEST_F(async_basic, splice_copies_the_ring_and_a_pending_write)
+{
+	char *a = page_buf(PAGE), *b = page_buf(PAGE), *out = page_buf(2 * PAGE);
+	size_t moved = 0;
+	struct iocb cb;
+	int kp[2];
+
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_NE(NULL, out);
+	ASSERT_EQ(0, pipe(kp));
+	ASSERT_EQ(PAGE, aiopipe_set_capacity(self->fds[1], PAGE));
+	ap_fill(a, PAGE, 0);
+	ap_fill(b, PAGE, PAGE);
+	ASSERT_EQ(PAGE, write(self->fds[1], a, PAGE));
+	io_prep_pwrite(&cb, self->fds[1], b, PAGE, 0);
+	ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
+	EXPECT_TRUE(ap_no_event(self->ctx));
+	while (moved < 2 * PAGE) {
+		ssize_t n = splice(self->fds[0], NULL, kp[1], NULL,
+				   2 * PAGE - moved, 0);
+
+		ASSERT_LT(0, n) TH_LOG("splice after %zu bytes: %s", moved,
+				       strerror(errno));
+		moved += n;
+	}
+	EXPECT_EQ(PAGE, ap_reap1(self->ctx, NULL));
+	memset(b, 'C', PAGE);
+	memset(a, 'D', PAGE);
+	ASSERT_EQ(PAGE, write(self->fds[1], a, PAGE));
+	ASSERT_TRUE(read_full(kp[0], out, 2 * PAGE));
+	EXPECT_EQ(-1, ap_check(out, 2 * PAGE, 0))
+		TH_LOG("the kernel pipe saw bytes written after the splice");
+	close(kp[0]);
+	close(kp[1]);
+}
+
 TEST_F(async_basic, eof_completes_pending_read)
 {
 	char buf[16];
