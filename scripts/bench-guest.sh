@@ -173,16 +173,17 @@ sweep() {
 		done
 	fi
 	if want storm; then
-		# Retry storm (OLS 2004, 7.2 / Table 1): two reads queued per pipe,
-		# so every completion's wakeup (write space, drained) reaches the
-		# next queued read; filtering stops it, unfiltered it runs a
-		# futile retry.  On 2 CPUs and pinned to one (taskset), where the
-		# bound workqueue runs every retry on the submitter's CPU.
+		# Retry storm (OLS 2004, 7.2 / Table 1): two reads queued per pipe
+		# and a writer waiting for the drain (--drain-waiter), so every
+		# read that empties a pipe wakes the next queued read with the
+		# writer's key; filtering stops it, unfiltered it runs a futile
+		# retry.  On 2 CPUs and pinned to one (taskset), where the bound
+		# workqueue runs every retry on the submitter's CPU.
 		for b in aiopipe-retry aiopipe-retry-nofilter; do
 			for t in 1 8; do
-				pt storm "$rep" aio-read "$b" 128 "$t" 12 --depth 2
+				pt storm "$rep" aio-read "$b" 128 "$t" 12 --depth 2 --drain-waiter
 				PT_PREFIX="taskset 1"
-				pt storm-1cpu "$rep" aio-read "$b" 128 "$t" 12 --depth 2
+				pt storm-1cpu "$rep" aio-read "$b" 128 "$t" 12 --depth 2 --drain-waiter
 				PT_PREFIX=
 			done
 		done

@@ -519,6 +519,9 @@ static void pt_open_pipes(struct pt *pt)
 			if (pt->backend == PT_RETRY_NOFILTER &&
 			    aiopipe_set_filter(fds[0], AIOPIPE_FILTER_OFF) < 0)
 				pt_fail_errno("AIOPIPE_IOC_SET_FILTER off");
+			if (pt->drain_waiter &&
+			    poll(&(struct pollfd){ fds[1], POLLWRBAND, 0 }, 1, 0) < 0)
+				pt_fail_errno("poll POLLWRBAND (pipe %u)", i);
 		}
 		pt->rfd[i] = fds[0];
 		pt->wfd[i] = fds[1];
@@ -566,6 +569,10 @@ static void usage(FILE *f)
 "                       parking a worker thread per read on kernels < 6.4\n"
 "      --depth R        aio-read, aio-rw: reads kept queued per pipe (default 1;\n"
 "                       the retry-storm workload uses 2)\n"
+"      --drain-waiter   poll every aiopipe write end once for the drain\n"
+"                       (AIOPIPE_POLL_DRAINED): from then on every read that\n"
+"                       empties a pipe wakes its queue with that writer's key,\n"
+"                       the foreign wakeup of the retry-storm workload\n"
 "      --capacity C     pipe capacity in bytes (default: tokens*size rounded\n"
 "                       up to a power of two, at least 4096; kernel pipes keep\n"
 "                       their 64 KiB unless more is needed)\n"
@@ -621,7 +628,7 @@ static void print_header(void)
 }
 
 enum {
-	OPT_NONBLOCK = 256, OPT_DEPTH, OPT_CAPACITY, OPT_WARMUP, OPT_VERIFY,
+	OPT_NONBLOCK = 256, OPT_DEPTH, OPT_DRAIN_WAITER, OPT_CAPACITY, OPT_WARMUP, OPT_VERIFY,
 	OPT_STALL, OPT_NO_HEADER, OPT_PRINT_HEADER, OPT_INJECT,
 };
 
@@ -637,6 +644,7 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' },
 		{ "nonblock-pipes", no_argument, NULL, OPT_NONBLOCK },
 		{ "depth", required_argument, NULL, OPT_DEPTH },
+		{ "drain-waiter", no_argument, NULL, OPT_DRAIN_WAITER },
 		{ "capacity", required_argument, NULL, OPT_CAPACITY },
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
 		{ "verify", required_argument, NULL, OPT_VERIFY },
@@ -692,6 +700,9 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 			break;
 		case OPT_NONBLOCK:
 			pt->nonblock = true;
+			break;
+		case OPT_DRAIN_WAITER:
+			pt->drain_waiter = true;
 			break;
 		case OPT_DEPTH:
 			pt->depth = (unsigned int)parse_num("--depth", optarg, 1, 64);

@@ -63,6 +63,7 @@ struct pt {
 	enum pt_backend backend;
 	enum pt_model model;
 	bool nonblock;			/* kernel pipes opened O_NONBLOCK */
+	bool drain_waiter;		/* poll every write end for the drain once */
 	bool full_verify;		/* checksum the whole message (default) */
 	bool header;			/* print the CSV header */
 	bool verbose;
