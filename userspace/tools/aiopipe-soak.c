@@ -1790,16 +1790,30 @@ static ssize_t drain_now(int fd, unsigned char *buf, size_t cap)
 	return (ssize_t)got;
 }
 
-/* write(2) of a few bytes, again after an injected fault. */
+/*
+ * write(2) of what fits, again after an injected fault: a failed copy
+ * ends a write short (the bytes before it are in) or fails it, and the
+ * rest is written again.  Without injection a short write is returned as
+ * it is, for the caller to report.
+ */
 static ssize_t write_now(int fd, const void *buf, size_t len)
 {
-	ssize_t n;
+	const unsigned char *p = buf;
+	size_t done = 0;
 	int faults = 0;
 
-	do {
-		n = write(fd, buf, len);
-	} while (n < 0 && fault_result(-errno) && ++faults < 1000);
-	return n;
+	while (done < len) {
+		ssize_t n = write(fd, p + done, len - done);
+
+		if (n < 0 && fault_result(-errno) && ++faults < 1000)
+			continue;
+		if (n <= 0)
+			return done ? (ssize_t)done : n;
+		done += n;
+		if (!O.allow_faults)
+			break;
+	}
+	return (ssize_t)done;
 }
 
 static void chan_idle_or_fail(int fd, const char *what)
