@@ -10,7 +10,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -79,6 +82,31 @@ static inline void backend_close(int fds[2])
 			close(fds[i]);
 		fds[i] = -1;
 	}
+}
+
+/*
+ * AIOPIPE_FAIL_SELF=1 (faultinject.sh): every test the harness forks opts in
+ * to the kernel's task-filtered failslab/fail_page_alloc, the harness itself
+ * does not.  Failing its exec (past the point of no return the kernel answers
+ * with SIGSEGV) or its unchecked result mmap() would kill the whole binary
+ * before any result, which says nothing about aiopipe.
+ */
+static void backend_fail_self_child(void)
+{
+	int err = aiopipe_fail_self();
+
+	if (err) {
+		fprintf(stderr, "AIOPIPE_FAIL_SELF: make-it-fail: %s\n", strerror(-err));
+		_exit(2);
+	}
+}
+
+static void __attribute__((constructor)) backend_fail_self_init(void)
+{
+	const char *v = getenv("AIOPIPE_FAIL_SELF");
+
+	if (v && strcmp(v, "0"))
+		pthread_atfork(NULL, NULL, backend_fail_self_child);
 }
 
 #endif /* AIOPIPE_SELFTEST_BACKEND_H */

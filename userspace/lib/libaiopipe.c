@@ -154,3 +154,21 @@ const char *aiopipe_engine_name(unsigned int engine)
 		return "default";
 	}
 }
+
+/*
+ * Opt the calling thread (and the tasks it creates from now on) in to the
+ * kernel's task-filtered fault injection: failslab and fail_page_alloc with
+ * task-filter=Y fail only tasks that set make-it-fail.  Returns 0 or -errno.
+ */
+int aiopipe_fail_self(void)
+{
+	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY | O_CLOEXEC);
+	int err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "1", 1) != 1)
+		err = -errno;
+	close(fd);
+	return err;
+}

@@ -35,6 +35,9 @@ unsigned long long aiopipe_stat_value(const struct aiopipe_stats *st, int i);
 int aiopipe_engine_parse(const char *name);
 const char *aiopipe_engine_name(unsigned int engine);
 
+/* fault injection (docs/hardening.md): the calling thread opts in to failslab */
+int aiopipe_fail_self(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1607,12 +1607,10 @@ static void stall_report(void)
 
 static void set_make_it_fail(void)
 {
-	int fd = open("/proc/thread-self/make-it-fail", O_WRONLY);
+	int err = aiopipe_fail_self();
 
-	if (fd < 0 || write(fd, "1", 1) != 1)
-		msg("make-it-fail: %s", strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	if (err)
+		msg("make-it-fail: %s", strerror(-err));
 }
 
 struct tramp {
