@@ -21,6 +21,7 @@
  * so a submitter's stream is never reordered and no request starves.
  */
 #include "aiopipe.h"
+#include "aiopipe_trace.h"
 #include "fault.h"
 
 #include <linux/aio.h>
@@ -207,6 +208,7 @@ static int aiopipe_cancel(struct kiocb *iocb)
 	unsigned long flags;
 
 	spin_lock_irqsave(&chan->wq.lock, flags);
+	trace_aiopipe_cancel(req);
 	switch (req->state) {
 	case RQ_QUEUED:
 		aiopipe_stat_inc(chan, AP_CANCELS);
@@ -260,6 +262,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	aiopipe_stat_inc(chan, AP_QUEUED);
 	aiopipe_stat_inc(chan, write ? AP_PENDING_WRITES : AP_PENDING_READS);
 	iocb->private = req;
+	trace_aiopipe_queue(req, iov_iter_count(iter));
 	kiocb_set_cancel_fn(iocb, aiopipe_cancel);
 
 	spin_lock_irq(&chan->wq.lock);
@@ -346,6 +349,7 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 	aiopipe_count_result(req);
 	aiopipe_stat_add(chan, req->write ? AP_PENDING_WRITES :
 					    AP_PENDING_READS, -1);
+	trace_aiopipe_complete(req);
 	req->iocb->ki_complete(req->iocb, req->res);
 	if (req->wake_behind)
 		aiopipe_wake_all(chan, aiopipe_behind_key(chan, req->write));

@@ -14,6 +14,7 @@
  * visible as futile_retries.
  */
 #include "aiopipe.h"
+#include "aiopipe_trace.h"
 #include "fault.h"
 
 #include <linux/kthread.h>
@@ -38,9 +39,11 @@ static int aiopipe_retry_wake(struct wait_queue_entry *wait, unsigned int mode,
 
 	if (mask && READ_ONCE(req->chan->filter) &&
 	    !(mask & aiopipe_req_wants(req))) {
+		trace_aiopipe_wake(req, mask, true);
 		aiopipe_stat_inc(req->chan, AP_WAKEUPS_FILTERED);
 		return 0;
 	}
+	trace_aiopipe_wake(req, mask, false);
 	aiopipe_stat_inc(req->chan, AP_WAKEUPS_DELIVERED);
 	aiopipe_kick_locked(req, KICK_WAKE);
 	return 1;
@@ -193,6 +196,8 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 		finished = aiopipe_retry_move(chan, req, &done, &key);
 		futile = req->done == before && !finished &&
 			 req->kick == KICK_WAKE;
+		/* traced first: whoever sees the counter finds the event */
+		trace_aiopipe_retry(req, req->done - before, finished, futile);
 		aiopipe_stat_inc(chan, AP_RETRIES);
 		if (futile)
 			aiopipe_stat_inc(chan, AP_FUTILE_RETRIES);

@@ -10,6 +10,10 @@
 #include <linux/percpu.h>
 #include <linux/uaccess.h>
 
+/* The tracepoints live with the counters: both say what the engines did. */
+#define CREATE_TRACE_POINTS
+#include "aiopipe_trace.h"
+
 /*
  * Global counters are per CPU, so the hot paths of unrelated channels never
  * share a cache line; readers sum them.  The global pinned pages and their
