@@ -67,6 +67,7 @@ struct aiopipe_fifo;
 
 struct aiopipe_chan {
 	struct kref ref;
+	u64 id;				/* set once: names it in traces, fdinfo */
 	struct aiopipe_fifo *fifo;	/* named FIFO owning it, or NULL */
 	struct user_struct *user;	/* charged for the ring (pipe_bufs) */
 	struct mutex mutex;
@@ -83,6 +84,7 @@ struct aiopipe_chan {
 	unsigned int w_counter;
 	u64 consumed;		/* bytes ever read: the drain barrier's clock */
 	u64 produced;		/* bytes ever put in the ring or a reader */
+	u64 last_req;		/* the id of its latest queued request */
 
 	/* under wq.lock */
 	struct list_head rd_pending;
@@ -124,6 +126,7 @@ enum aiopipe_kick {
 struct aiopipe_req {
 	struct kiocb *iocb;
 	struct aiopipe_chan *chan;	/* holds a reference */
+	u64 id;				/* per channel, from 1, never reused */
 	struct list_head node;		/* rd_pending / wr_pending */
 	struct wait_queue_entry wait;	/* on chan->wq while armed */
 	struct work_struct work;

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * aiopipe tracepoints: the life of an asynchronous request (docs/async.md,
- * "Tracepoints").  A request is named by its address (hashed by %p, stable
- * for the boot), so one request's queue, wake, retry, cancel and complete
- * lines can be followed in the trace; the channel likewise.
+ * "Tracepoints").  A channel is named by its id (as in its ends' fdinfo), a
+ * request by its id within the channel: "chan=3 req=17" names one request
+ * in every event of its life, and is never reused (an address would be).
  *
  *   aiopipe_queue     a request could not finish at submission and waits
  *   aiopipe_wake      a wakeup reached a waiting retry request: kicked or
@@ -33,23 +33,23 @@ TRACE_EVENT(aiopipe_queue,
 	TP_PROTO(const struct aiopipe_req *req, size_t count),
 	TP_ARGS(req, count),
 	TP_STRUCT__entry(
-		__field(const void *, req)
-		__field(const void *, chan)
+		__field(u64, chan)
+		__field(u64, req)
 		__field(size_t, count)
 		__field(size_t, done)
 		__field(bool, write)
 		__field(bool, direct)
 	),
 	TP_fast_assign(
-		__entry->req = req;
-		__entry->chan = req->chan;
+		__entry->chan = req->chan->id;
+		__entry->req = req->id;
 		__entry->count = count;
 		__entry->done = req->done;
 		__entry->write = req->write;
 		__entry->direct = req->direct;
 	),
-	TP_printk("req=%p chan=%p %s engine=%s count=%zu done=%zu",
-		  __entry->req, __entry->chan, aiopipe_show_dir(__entry->write),
+	TP_printk("chan=%llu req=%llu %s engine=%s count=%zu done=%zu",
+		  __entry->chan, __entry->req, aiopipe_show_dir(__entry->write),
 		  aiopipe_show_engine(__entry->direct), __entry->count,
 		  __entry->done)
 );
@@ -58,16 +58,19 @@ TRACE_EVENT(aiopipe_wake,
 	TP_PROTO(const struct aiopipe_req *req, __poll_t key, bool filtered),
 	TP_ARGS(req, key, filtered),
 	TP_STRUCT__entry(
-		__field(const void *, req)
+		__field(u64, chan)
+		__field(u64, req)
 		__field(unsigned int, key)
 		__field(bool, filtered)
 	),
 	TP_fast_assign(
-		__entry->req = req;
+		__entry->chan = req->chan->id;
+		__entry->req = req->id;
 		__entry->key = (__force unsigned int)key;
 		__entry->filtered = filtered;
 	),
-	TP_printk("req=%p key=%#x %s", __entry->req, __entry->key,
+	TP_printk("chan=%llu req=%llu key=%#x %s", __entry->chan,
+		  __entry->req, __entry->key,
 		  __entry->filtered ? "filtered" : "kicked")
 );
 
@@ -76,21 +79,23 @@ TRACE_EVENT(aiopipe_retry,
 		 bool futile),
 	TP_ARGS(req, moved, finished, futile),
 	TP_STRUCT__entry(
-		__field(const void *, req)
+		__field(u64, chan)
+		__field(u64, req)
 		__field(size_t, moved)
 		__field(size_t, done)
 		__field(bool, finished)
 		__field(bool, futile)
 	),
 	TP_fast_assign(
-		__entry->req = req;
+		__entry->chan = req->chan->id;
+		__entry->req = req->id;
 		__entry->moved = moved;
 		__entry->done = req->done;
 		__entry->finished = finished;
 		__entry->futile = futile;
 	),
-	TP_printk("req=%p moved=%zu done=%zu finished=%d futile=%d",
-		  __entry->req, __entry->moved, __entry->done,
+	TP_printk("chan=%llu req=%llu moved=%zu done=%zu finished=%d futile=%d",
+		  __entry->chan, __entry->req, __entry->moved, __entry->done,
 		  __entry->finished, __entry->futile)
 );
 
@@ -98,16 +103,19 @@ TRACE_EVENT(aiopipe_cancel,
 	TP_PROTO(const struct aiopipe_req *req),
 	TP_ARGS(req),
 	TP_STRUCT__entry(
-		__field(const void *, req)
+		__field(u64, chan)
+		__field(u64, req)
 		__field(size_t, done)
 		__field(int, state)
 	),
 	TP_fast_assign(
-		__entry->req = req;
+		__entry->chan = req->chan->id;
+		__entry->req = req->id;
 		__entry->done = req->done;
 		__entry->state = req->state;
 	),
-	TP_printk("req=%p done=%zu state=%s", __entry->req, __entry->done,
+	TP_printk("chan=%llu req=%llu done=%zu state=%s", __entry->chan,
+		  __entry->req, __entry->done,
 		  __print_symbolic(__entry->state,
 				   { RQ_NEW, "new" }, { RQ_QUEUED, "queued" },
 				   { RQ_KICKED, "kicked" }, { RQ_BUSY, "busy" },
@@ -118,21 +126,21 @@ TRACE_EVENT(aiopipe_complete,
 	TP_PROTO(const struct aiopipe_req *req),
 	TP_ARGS(req),
 	TP_STRUCT__entry(
-		__field(const void *, req)
-		__field(const void *, chan)
+		__field(u64, chan)
+		__field(u64, req)
 		__field(long, res)
 		__field(bool, write)
 		__field(bool, direct)
 	),
 	TP_fast_assign(
-		__entry->req = req;
-		__entry->chan = req->chan;
+		__entry->chan = req->chan->id;
+		__entry->req = req->id;
 		__entry->res = req->res;
 		__entry->write = req->write;
 		__entry->direct = req->direct;
 	),
-	TP_printk("req=%p chan=%p %s engine=%s res=%ld", __entry->req,
-		  __entry->chan, aiopipe_show_dir(__entry->write),
+	TP_printk("chan=%llu req=%llu %s engine=%s res=%ld", __entry->chan,
+		  __entry->req, aiopipe_show_dir(__entry->write),
 		  aiopipe_show_engine(__entry->direct), __entry->res)
 );
 

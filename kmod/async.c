@@ -246,6 +246,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		return done_already ?: -ENOMEM;
 	req->iocb = iocb;
 	req->chan = chan;
+	req->id = ++chan->last_req;
 	req->write = write;
 	req->done = done_already;
 	INIT_LIST_HEAD(&req->node);
@@ -377,8 +378,8 @@ static void aiopipe_show_pending(struct seq_file *m, struct list_head *list)
 	struct aiopipe_req *req;
 
 	list_for_each_entry(req, list, node)
-		seq_printf(m, "%s:\t%s %s done %zu left %zu%s%s%s\n",
-			   req->write ? "write" : "read",
+		seq_printf(m, "%s:\t%llu %s %s done %zu left %zu%s%s%s\n",
+			   req->write ? "write" : "read", req->id,
 			   aiopipe_state_names[req->state],
 			   req->direct ? "direct" : "retry", req->done,
 			   iov_iter_count(&req->iter),
@@ -396,6 +397,7 @@ void aiopipe_show_fdinfo(struct seq_file *m, struct file *file)
 {
 	struct aiopipe_chan *chan = file->private_data;
 
+	seq_printf(m, "channel:\t%llu\n", chan->id);
 	seq_printf(m, "capacity:\t%u\nbytes:\t%u\nreaders:\t%u\nwriters:\t%u\n",
 		   READ_ONCE(chan->cap), READ_ONCE(chan->len),
 		   READ_ONCE(chan->readers), READ_ONCE(chan->writers));

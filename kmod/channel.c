@@ -23,7 +23,8 @@
  *	cannot take the mutex, kicks a direct head to its worker instead
  *	(aiopipe_promote_unlocked()).
  *
- *   No lock: chan->pinned_pages is an atomic budget (direct.c);
+ *   No lock: chan->id is set at creation; chan->pinned_pages is an
+ *	atomic budget (direct.c);
  *	chan->drain_wanted is set once, ordered by the barriers described at
  *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
  *	wq.lock and read by sleepers as hints only.
@@ -58,6 +59,8 @@
 #include <linux/cred.h>
 #include <linux/sched/user.h>
 #include <linux/vmalloc.h>
+
+static atomic64_t aiopipe_chan_ids;
 
 static inline void *aiopipe_kvmalloc(size_t size)
 {
@@ -95,6 +98,7 @@ struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 	if (!chan->ring)
 		goto uncharge;
 	kref_init(&chan->ref);
+	chan->id = atomic64_inc_return(&aiopipe_chan_ids);
 	mutex_init(&chan->mutex);
 	init_waitqueue_head(&chan->wq);
 	INIT_LIST_HEAD(&chan->rd_pending);

@@ -2,8 +2,8 @@
 /*
  * aiopipe's tracepoints (docs/async.md, "Tracepoints"): every stage of an
  * asynchronous request is in the kernel's event trace, and one request
- * keeps one name (its hashed address, req=) from aiopipe_queue to
- * aiopipe_complete.
+ * keeps one name (chan= and req=, its number in the channel, from 1) from
+ * aiopipe_queue to aiopipe_complete.
  *
  * Each test records into a tracefs instance of its own
  * (instances/aiopipe-selftest-PID) with only the aiopipe events enabled,
@@ -223,6 +223,7 @@ TEST_F(trace, queued_read_is_traced_from_queue_to_complete)
 
 	EXPECT_STREQ("queue", self->ev[0].name);
 	field(self->ev[0].args, "req=", req, sizeof(req));
+	EXPECT_STREQ("1", req);		/* the channel's first request */
 	snprintf(want, sizeof(want), "read engine=%s count=16 done=0",
 		 self->direct ? "direct" : "retry");
 	EXPECT_NE(NULL, strstr(self->ev[0].args, want));
