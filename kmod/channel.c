@@ -5,8 +5,9 @@
  * LOCKING:
  *
  *   chan->mutex (sleepable)
- *	protects the ring (ring, cap, head, len), the reader/writer counts and
- *	the produced/consumed clocks, and serialises every transfer.  It is
+ *	protects the ring (ring, cap, head, len), the reader/writer counts,
+ *	the produced/consumed clocks and last_req (request ids), and
+ *	serialises every transfer.  It is
  *	held across copies to and from user memory and pinned pages, like
  *	pipe->mutex.  Taken in process context only: read/write, the retry
  *	worker, ioctl, release.
