@@ -7,10 +7,9 @@
  *   chan->mutex (sleepable)
  *	protects the ring (ring, cap, head, len), the reader/writer counts,
  *	the produced/consumed clocks and last_req (request ids), and
- *	serialises every transfer.  It is
- *	held across copies to and from user memory and pinned pages, like
- *	pipe->mutex.  Taken in process context only: read/write, the retry
- *	worker, ioctl, release.
+ *	serialises every transfer.  It is held across copies to and from
+ *	user memory and pinned pages, like pipe->mutex.  Taken in process
+ *	context only: read/write, the retry worker, ioctl, release.
  *
  *   chan->wq.lock (irq-safe spinlock, the wait queue's own lock)
  *	protects the wait queue, both pending lists (rd_pending, wr_pending),
