@@ -23,6 +23,7 @@
 #include "aiopipe.h"
 #include "aiopipe_trace.h"
 #include "fault.h"
+#include "pause.h"
 
 #include <linux/aio.h>
 #include <linux/seq_file.h>
@@ -265,6 +266,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	iocb->private = req;
 	trace_aiopipe_queue(req, iov_iter_count(iter));
 	kiocb_set_cancel_fn(iocb, aiopipe_cancel);
+	aiopipe_pause(AIOPIPE_PAUSE_QUEUE_PREPARED, chan->id);
 
 	spin_lock_irq(&chan->wq.lock);
 	/* Pending direct reads exist only while the ring is empty. */

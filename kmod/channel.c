@@ -50,6 +50,7 @@
 #include "aiopipe.h"
 #include "compat.h"
 #include "fault.h"
+#include "pause.h"
 
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -184,6 +185,7 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	ring = aiopipe_kvmalloc(cap);
 	if (!ring)
 		return -ENOMEM;
+	aiopipe_pause(AIOPIPE_PAUSE_RESIZE_START, chan->id);
 	mutex_lock(&chan->mutex);
 	ret = -EBUSY;
 	if (chan->len > cap)

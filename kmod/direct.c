@@ -18,6 +18,7 @@
 #include "aiopipe.h"
 #include "compat.h"
 #include "fault.h"
+#include "pause.h"
 
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -276,6 +277,7 @@ static void aiopipe_peer_pull_writes(struct aiopipe_chan *chan,
 		req->done += n;
 		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
 				done);
+		aiopipe_pause(AIOPIPE_PAUSE_PULL_UNCLAIMED, chan->id);
 		if (iov_iter_count(&req->iter))
 			break;
 	}

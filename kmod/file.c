@@ -7,6 +7,7 @@
  */
 #include "aiopipe.h"
 #include "compat.h"
+#include "pause.h"
 
 #include <linux/sched/signal.h>
 #include <linux/uaccess.h>
@@ -195,6 +196,7 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		u32 free_before = aiopipe_free(chan);
 
 		if (aiopipe_no_readers_ahead(chan)) {
+			aiopipe_pause(AIOPIPE_PAUSE_READ_LOCKED, chan->id);
 			ret = aiopipe_move_out(chan, to, &done, &fault);
 			if (ret) {
 				key = aiopipe_read_wakes(chan, free_before, woken);
@@ -319,6 +321,7 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	if (woken && ret > 0 && aiopipe_free(chan) >= PIPE_BUF)
 		key |= AIOPIPE_WRITE_KEY;
 	mutex_unlock(&chan->mutex);
+	aiopipe_pause(AIOPIPE_PAUSE_WRITE_UNLOCKED, chan->id);
 	if (ret > 0 && !is_sync_kiocb(iocb))
 		aiopipe_stat_inc(chan, AP_COMPLETED_AT_SUBMIT);
 	if (key)

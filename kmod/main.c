@@ -5,6 +5,7 @@
  */
 #include "aiopipe.h"
 #include "fault.h"
+#include "pause.h"
 
 #include <linux/module.h>
 #include <linux/moduleparam.h>
@@ -51,6 +52,10 @@ unsigned long aiopipe_user_pages_hard;
 module_param_named(user_pages_hard, aiopipe_user_pages_hard, ulong, 0644);
 MODULE_PARM_DESC(user_pages_hard, "Ring pages per user (with its kernel pipes) past which channels cannot be created or grown, like pipe-user-pages-hard (default 0 = no limit)");
 
+static bool aiopipe_pause_points;
+module_param_named(pause_points, aiopipe_pause_points, bool, 0444);
+MODULE_PARM_DESC(pause_points, "Test pause points in debugfs (aiopipe/pause/); default off");
+
 static int aiopipe_check_params(void)
 {
 	u32 cap;
@@ -84,9 +89,12 @@ static int __init aiopipe_init(void)
 	ret = aiopipe_fault_init();
 	if (ret)
 		goto stats_exit;
-	ret = aiopipe_factory_init();
+	ret = aiopipe_pause_init(aiopipe_pause_points);
 	if (ret)
 		goto fault_exit;
+	ret = aiopipe_factory_init();
+	if (ret)
+		goto pause_exit;
 	ret = aiopipe_fifo_init(aiopipe_nr_fifo_nodes);
 	if (ret)
 		goto factory_exit;
@@ -94,6 +102,8 @@ static int __init aiopipe_init(void)
 
 factory_exit:
 	aiopipe_factory_exit();
+pause_exit:
+	aiopipe_pause_exit();
 fault_exit:
 	aiopipe_fault_exit();
 stats_exit:
@@ -112,6 +122,7 @@ static void __exit aiopipe_exit(void)
 {
 	aiopipe_fifo_exit();
 	aiopipe_factory_exit();
+	aiopipe_pause_exit();
 	aiopipe_fault_exit();
 	aiopipe_stats_exit();
 	destroy_workqueue(aiopipe_wq);

@@ -16,6 +16,7 @@
 #include "aiopipe.h"
 #include "aiopipe_trace.h"
 #include "fault.h"
+#include "pause.h"
 
 #include <linux/kthread.h>
 #include <linux/sched/mm.h>
@@ -189,10 +190,12 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 	kref_get(&chan->ref);
 	if (mm)
 		kthread_use_mm(mm);
+	aiopipe_pause(AIOPIPE_PAUSE_RETRY_START, chan->id);
 	mutex_lock(&chan->mutex);
 	if (aiopipe_retry_claim(chan, req)) {
 		size_t before = req->done;
 
+		aiopipe_pause(AIOPIPE_PAUSE_RETRY_CLAIMED, chan->id);
 		finished = aiopipe_retry_move(chan, req, &done, &key);
 		futile = req->done == before && !finished &&
 			 req->kick == KICK_WAKE;
