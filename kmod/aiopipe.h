@@ -29,6 +29,11 @@
 #define AIOPIPE_HUP_KEY		(EPOLLHUP | EPOLLIN | EPOLLRDNORM)
 #define AIOPIPE_ERR_KEY		(EPOLLERR | EPOLLOUT | EPOLLWRNORM)
 #define AIOPIPE_DRAIN_KEY	((__force __poll_t)AIOPIPE_POLL_DRAINED)
+/*
+ * Internal: a read consumed bytes.  poll never reports it; it only wakes
+ * fsync waiters, each of which tests its own mark (file.c).
+ */
+#define AIOPIPE_CONSUMED_KEY	EPOLLMSG
 
 /* Counters: the order is the order of the u64 fields of struct aiopipe_stats. */
 enum aiopipe_stat {
@@ -98,8 +103,9 @@ struct aiopipe_chan {
 
 	atomic_t pinned_pages;	/* the direct engine's pin budget in use */
 
-	/* set once, locklessly: somebody waits for a drain (aiopipe_wake()) */
+	/* set once, locklessly: somebody polls for a drain (aiopipe_wake()) */
 	bool drain_wanted;
+	atomic_t fsync_waiters;	/* tasks in fsync: wake them as reads go */
 
 	struct fasync_struct *fasync_readers;
 	struct fasync_struct *fasync_writers;
@@ -111,6 +117,8 @@ enum aiopipe_req_state {
 	RQ_QUEUED,	/* on a pending list, idle (armed if retry and head) */
 	RQ_KICKED,	/* on a pending list, its work item is queued */
 	RQ_BUSY,	/* on a pending list, an owner is moving its bytes */
+	RQ_FAULTING,	/* on a pending list, its pages are being faulted in
+			 * (fault_work), no lock held, nothing moves */
 	RQ_DONE,	/* off the list; whoever set DONE completes it */
 };
 
@@ -122,17 +130,29 @@ enum aiopipe_kick {
 /* Small requests keep their page vector inline: no allocation to pin. */
 #define AIOPIPE_INLINE_BVECS	2
 
-/* A queued libaio request. */
+/*
+ * A queued libaio request.  Its memory is refcounted: the completion path
+ * holds one reference, and fault_work holds one while it faults pages in
+ * without any lock, so that a cancel can complete the request meanwhile.
+ * iter, done, bounce and the fault fields belong to whoever holds the
+ * request BUSY (or KICKED: its worker; FAULTING: fault_work), see async.c.
+ */
 struct aiopipe_req {
+	struct kref ref;
 	struct kiocb *iocb;
 	struct aiopipe_chan *chan;	/* holds a reference */
 	u64 id;				/* per channel, from 1, never reused */
 	struct list_head node;		/* rd_pending / wr_pending */
 	struct wait_queue_entry wait;	/* on chan->wq while armed */
 	struct work_struct work;
+	struct work_struct fault_work;	/* retry: fault user pages in */
 	struct iov_iter iter;		/* the part still to move */
 	const void *dup;		/* retry: our copy of the iovec array */
 	struct mm_struct *mm;		/* retry: submitter's mm (mmgrab) */
+	const struct cred *cred;	/* retry: submitter's credentials */
+	unsigned long fault_addr;	/* retry: the range to fault in */
+	size_t fault_len;
+	struct mm_struct *pin_mm;	/* direct: pinned_vm charged (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];
 	unsigned int nr_bv;
@@ -143,15 +163,13 @@ struct aiopipe_req {
 	enum aiopipe_req_state state;
 	enum aiopipe_kick kick;
 	bool write;
+	bool atomic;			/* a write of at most PIPE_BUF bytes */
 	bool direct;
 	bool cancelled;
+	bool fault_failed;		/* the last fault-in could not map a page */
+	bool promote_next;		/* taken as head without the mutex */
 	bool wake_behind;		/* it emptied its list: wake sync waiters */
 };
-
-static inline bool aiopipe_req_is_direct(const struct aiopipe_req *req)
-{
-	return req->direct;
-}
 
 /* main.c */
 extern struct workqueue_struct *aiopipe_wq;
@@ -212,6 +230,8 @@ void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
 void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_finish(struct aiopipe_req *req);
+void aiopipe_req_put(struct aiopipe_req *req);
+void aiopipe_req_finish_taken(struct aiopipe_req *req);
 struct seq_file;
 void aiopipe_show_fdinfo(struct seq_file *m, struct file *file);
 void aiopipe_finish_list(struct list_head *done);
@@ -239,6 +259,7 @@ int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter);
 void aiopipe_retry_release(struct aiopipe_req *req);
 void aiopipe_arm_locked(struct aiopipe_req *req);
 void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why);
+void aiopipe_fault_in_locked(struct aiopipe_req *req);
 
 /* direct.c: the single-copy engine */
 int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter);

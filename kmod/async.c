@@ -7,14 +7,20 @@
  *
  *   NEW --publish--> QUEUED --wake/promote--> KICKED --worker--> BUSY
  *                      |  ^--------------- re-arm ----------------'  |
+ *                      |  |                                          |
+ *                      |  |   FAULTING <--- page not present --------+
+ *                      |  |      '--fault_work: kick--> KICKED       |
  *                      +--peer claim--> BUSY --unclaim--> QUEUED      |
  *                      |                  '---------------------------+--> DONE
- *                      '--cancel / other end closed-------------------'
+ *                      '--cancel / other end closed (also FAULTING)---'
  *
  * Whoever moves a request to DONE owns it: it is off the pending list and
- * that context (or the work item it queued) completes and frees it.  A
- * cancel that finds the request NEW, KICKED or BUSY only sets ->cancelled;
- * the current owner then finishes it instead of parking it again.
+ * that context (or the work item it queued) completes it.  A cancel that
+ * finds the request NEW, KICKED or BUSY only sets ->cancelled; the current
+ * owner then finishes it, moving nothing more, instead of parking it again.
+ * Once a request is back in QUEUED (or handed to a list or a work item),
+ * the context that put it there never touches it again: a cancel may
+ * complete and free it at once.
  *
  * Requests are served in FIFO order per direction: a new read (sync or
  * async) takes bytes only when no read is pending, and likewise for writes,
@@ -63,62 +69,35 @@ static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
 	return aiopipe_read_ready(chan);
 }
 
-static void __aiopipe_promote_locked(struct aiopipe_chan *chan,
-				     struct list_head *list, bool unsure)
+/*
+ * The head of a pending list is the only request that may move bytes: arm
+ * it (retry) and kick it at once if it can already make progress.  The
+ * readiness test is exact only under chan->mutex, so both locks are held;
+ * the cancel callback, which cannot take the mutex, leaves the promotion
+ * to the work item that finishes the cancelled request.
+ */
+void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 {
 	struct aiopipe_req *head = aiopipe_head(list);
 
+	lockdep_assert_held(&chan->mutex);
 	lockdep_assert_held(&chan->wq.lock);
 	if (!head || head->state != RQ_QUEUED)
 		return;
 	if (!head->direct)
 		aiopipe_arm_locked(head);
-	if (unsure)
-		smp_mb();	/* armed before the test: see wq_has_sleeper() */
-	if (aiopipe_req_ready(chan, head) || (unsure && head->direct))
+	if (aiopipe_req_ready(chan, head))
 		aiopipe_kick_locked(head, KICK_PROMOTE);
 }
 
 /*
- * The head of a pending list is the only request that may move bytes: arm
- * it (retry) and kick it at once if it can already make progress.  The
- * readiness test is exact only under chan->mutex, which every caller holds
- * but the cancel callback; see aiopipe_promote_unlocked().
- */
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
-{
-	lockdep_assert_held(&chan->mutex);
-	__aiopipe_promote_locked(chan, list, false);
-}
-
-/*
- * Promotion from the cancel callback, without the mutex.  A retry head is
- * armed before the test, so a wakeup after it cannot be missed; a direct
- * head is not on the wait queue, and nothing else would come for it:
- *
- *   writer (mutex held)                 aiopipe_cancel()
- *   move_in: head R1 is a retry read,
- *   no peer fill
- *                                       take R1; promote D2 (direct):
- *                                       ring empty, not ready: QUEUED
- *   bytes into the ring; the READ_KEY
- *   wakeup finds nobody armed           D2 waits with bytes in the ring
- *
- * So a direct head is kicked regardless; its worker takes the mutex and
- * finds out (at worst one retry that moves nothing).
- */
-static void aiopipe_promote_unlocked(struct aiopipe_chan *chan,
-				     struct list_head *list)
-{
-	__aiopipe_promote_locked(chan, list, true);
-}
-
-/*
  * Take @req off its list as DONE with result @res.  With @done the caller
- * (mutex held) completes it after dropping its locks; without, (cancel,
- * atomic context, no mutex) the request's work item does.  When the list empties, every sync waiter
- * of that direction is woken once the request is finished (they wait for
- * "nobody ahead of me", and at EOF or EPIPE all of them must see it).
+ * (mutex held) completes it after dropping its locks and the next in line
+ * is promoted now; without (the cancel callback: atomic context, no mutex)
+ * the request's work item completes it and then promotes the next in line
+ * under the mutex.  When the list empties, every sync waiter of that
+ * direction is woken once the request is finished (they wait for "nobody
+ * ahead of me", and at EOF or EPIPE all of them must see it).
  */
 static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 				      struct list_head *done, bool promote)
@@ -133,15 +112,15 @@ static void __aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 	aiopipe_heads_changed_locked(chan);
 	req->state = RQ_DONE;
 	req->res = res;
-	if (done)
-		list_add_tail(&req->node, done);
-	else
-		queue_work(aiopipe_wq, &req->work);
-	if (was_head && promote && done)
-		aiopipe_promote_locked(chan, list);
-	else if (was_head && promote)
-		aiopipe_promote_unlocked(chan, list);
 	req->wake_behind = list_empty(list);
+	if (done) {
+		list_add_tail(&req->node, done);
+		if (was_head && promote)
+			aiopipe_promote_locked(chan, list);
+	} else {
+		req->promote_next = was_head && promote;
+		queue_work(aiopipe_wq, &req->work);
+	}
 }
 
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
@@ -212,6 +191,7 @@ static int aiopipe_cancel(struct kiocb *iocb)
 	trace_aiopipe_cancel(req);
 	switch (req->state) {
 	case RQ_QUEUED:
+	case RQ_FAULTING:
 		aiopipe_stat_inc(chan, AP_CANCELS);
 		aiopipe_req_take_locked(req, aiopipe_cancel_res(req), NULL);
 		break;
@@ -245,10 +225,12 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	      kzalloc(sizeof(*req), GFP_KERNEL_ACCOUNT);
 	if (!req)
 		return done_already ?: -ENOMEM;
+	kref_init(&req->ref);
 	req->iocb = iocb;
 	req->chan = chan;
 	req->id = ++chan->last_req;
 	req->write = write;
+	req->atomic = write && done_already + iov_iter_count(iter) <= PIPE_BUF;
 	req->done = done_already;
 	INIT_LIST_HEAD(&req->node);
 	aiopipe_retry_init(req);
@@ -269,9 +251,6 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	aiopipe_pause(AIOPIPE_PAUSE_QUEUE_PREPARED, chan->id);
 
 	spin_lock_irq(&chan->wq.lock);
-	/* Pending direct reads exist only while the ring is empty. */
-	WARN_ON_ONCE(!write && req->direct && chan->len &&
-		     list_empty(&chan->rd_pending));
 	if (req->cancelled) {
 		req->state = RQ_DONE;
 		req->res = aiopipe_cancel_res(req);
@@ -309,7 +288,7 @@ void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 		return;
 	}
 	list_for_each_entry_safe(req, next, list, node) {
-		if (req->state != RQ_QUEUED)
+		if (req->state != RQ_QUEUED && req->state != RQ_FAULTING)
 			continue;
 		__aiopipe_req_take_locked(req, writes ? req->done ?: -EPIPE : 0,
 					  done, false);
@@ -341,14 +320,28 @@ static inline __poll_t aiopipe_behind_key(const struct aiopipe_chan *chan,
  * are released before the completion is visible, so a reaped completion
  * never leaves pinned memory behind.
  */
+static void aiopipe_req_free(struct kref *ref)
+{
+	struct aiopipe_req *req = container_of(ref, struct aiopipe_req, ref);
+	struct aiopipe_chan *chan = req->chan;
+
+	if (!req->direct)
+		aiopipe_retry_release(req);
+	kfree(req);
+	aiopipe_chan_put(chan);
+}
+
+void aiopipe_req_put(struct aiopipe_req *req)
+{
+	kref_put(&req->ref, aiopipe_req_free);
+}
+
 void aiopipe_req_finish(struct aiopipe_req *req)
 {
 	struct aiopipe_chan *chan = req->chan;
 
 	if (req->direct)
 		aiopipe_direct_unpin(req);
-	else
-		aiopipe_retry_release(req);
 	aiopipe_count_result(req);
 	aiopipe_stat_add(chan, req->write ? AP_PENDING_WRITES :
 					    AP_PENDING_READS, -1);
@@ -356,7 +349,29 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 	req->iocb->ki_complete(req->iocb, req->res);
 	if (req->wake_behind)
 		aiopipe_wake_all(chan, aiopipe_behind_key(chan, req->write));
-	kfree(req);
+	aiopipe_req_put(req);
+}
+
+/*
+ * Finish a request the cancel callback took, from its work item: complete
+ * it, then do what the callback could not without the mutex, promote the
+ * next in line.
+ */
+void aiopipe_req_finish_taken(struct aiopipe_req *req)
+{
+	struct aiopipe_chan *chan = req->chan;
+	struct list_head *list = aiopipe_pending(chan, req->write);
+	bool promote = req->promote_next;
+
+	kref_get(&chan->ref);
+	aiopipe_req_finish(req);
+	if (promote) {
+		mutex_lock(&chan->mutex);
+		spin_lock_irq(&chan->wq.lock);
+		aiopipe_promote_locked(chan, list);
+		spin_unlock_irq(&chan->wq.lock);
+		mutex_unlock(&chan->mutex);
+	}
 	aiopipe_chan_put(chan);
 }
 
@@ -372,14 +387,33 @@ void aiopipe_finish_list(struct list_head *done)
 
 static const char *const aiopipe_state_names[] = {
 	[RQ_NEW] = "new", [RQ_QUEUED] = "queued", [RQ_KICKED] = "kicked",
-	[RQ_BUSY] = "busy", [RQ_DONE] = "done",
+	[RQ_BUSY] = "busy", [RQ_FAULTING] = "faulting", [RQ_DONE] = "done",
 };
 
-static void aiopipe_show_pending(struct seq_file *m, struct list_head *list)
-{
-	struct aiopipe_req *req;
+/* fdinfo lists this many requests per direction, then counts the rest. */
+#define AIOPIPE_FDINFO_REQS	16
 
-	list_for_each_entry(req, list, node)
+/*
+ * At most AIOPIPE_FDINFO_REQS lines, then how many more are pending (from
+ * the counter, not a walk: the list is walked with IRQs off).
+ */
+static void aiopipe_show_pending(struct seq_file *m, struct aiopipe_chan *chan,
+				 bool write)
+{
+	struct list_head *list = aiopipe_pending(chan, write);
+	const char *dir = write ? "write" : "read";
+	unsigned int n = 0;
+	struct aiopipe_req *req;
+	s64 pending;
+
+	list_for_each_entry(req, list, node) {
+		if (n++ == AIOPIPE_FDINFO_REQS) {
+			pending = atomic64_read(&chan->stats.v[write ?
+					AP_PENDING_WRITES : AP_PENDING_READS]);
+			seq_printf(m, "%s:\t%lld more\n", dir,
+				   max_t(s64, pending - AIOPIPE_FDINFO_REQS, 1));
+			break;
+		}
 		seq_printf(m, "%s:\t%llu %s %s done %zu left %zu%s%s%s\n",
 			   req->write ? "write" : "read", req->id,
 			   aiopipe_state_names[req->state],
@@ -388,11 +422,12 @@ static void aiopipe_show_pending(struct seq_file *m, struct list_head *list)
 			   req->cancelled ? " cancelled" : "",
 			   list_empty(&req->wait.entry) ? "" : " armed",
 			   work_pending(&req->work) ? " work-pending" : "");
+	}
 }
 
 /*
- * /proc/PID/fdinfo/FD: the channel and every pending request, in queue
- * order (a debugging aid, like io_uring's).  The ring fields are read
+ * /proc/PID/fdinfo/FD: the channel and its first pending requests, in
+ * queue order (a debugging aid, like io_uring's).  The ring fields are read
  * without the mutex: a snapshot, not a consistent state.
  */
 void aiopipe_show_fdinfo(struct seq_file *m, struct file *file)
@@ -407,7 +442,7 @@ void aiopipe_show_fdinfo(struct seq_file *m, struct file *file)
 		   READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT ?
 		   "direct" : "retry", READ_ONCE(chan->filter));
 	spin_lock_irq(&chan->wq.lock);
-	aiopipe_show_pending(m, &chan->rd_pending);
-	aiopipe_show_pending(m, &chan->wr_pending);
+	aiopipe_show_pending(m, chan, false);
+	aiopipe_show_pending(m, chan, true);
 	spin_unlock_irq(&chan->wq.lock);
 }

@@ -8,8 +8,15 @@
  *	protects the ring (ring, cap, head, len), the reader/writer counts,
  *	the produced/consumed clocks and last_req (request ids), and
  *	serialises every transfer.  It is held across copies to and from
- *	user memory and pinned pages, like pipe->mutex.  Taken in process
- *	context only: read/write, the retry worker, ioctl, release.
+ *	pinned pages, and to and from user memory in the caller's own
+ *	syscall (a signal reaches it), like pipe->mutex; never across a
+ *	page fault of a kworker: the retry worker copies with page faults
+ *	disabled and leaves faulting to fault_work, which holds no lock.
+ *	The request a context holds BUSY (or KICKED: its worker) has its
+ *	iter, done and fault fields owned by that context, under the mutex.
+ *	Taken in process context only: read/write, the retry worker, the
+ *	work item finishing a cancel, ioctl, release.  IOCB_NOWAIT callers
+ *	only try it.
  *
  *   chan->wq.lock (irq-safe spinlock, the wait queue's own lock)
  *	protects the wait queue, both pending lists (rd_pending, wr_pending),
@@ -20,11 +27,12 @@
  *	off, in task or softirq context (exit_aio from an RCU callback).
  *	Whether the new head of a pending list can move bytes depends on the
  *	ring, so it is decided under both locks; the cancel callback, which
- *	cannot take the mutex, kicks a direct head to its worker instead
- *	(aiopipe_promote_unlocked()).
+ *	cannot take the mutex, leaves that to the work item that finishes
+ *	the cancelled request.
  *
  *   No lock: chan->id is set at creation; chan->pinned_pages is an
- *	atomic budget (direct.c);
+ *	atomic budget (direct.c); chan->fsync_waiters counts tasks in fsync,
+ *	ordered like drain_wanted;
  *	chan->drain_wanted is set once, ordered by the barriers described at
  *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
  *	wq.lock and read by sleepers as hints only.
@@ -43,7 +51,10 @@
  *   one per live request.  It is freed by the last aiopipe_chan_put(), which
  *   can only happen after every request has been completed and every file
  *   released, so no work item or wake callback can reach a freed channel.
- *   A request is freed by whoever moves it to RQ_DONE, after ki_complete().
+ *   A request is completed by whoever moves it to RQ_DONE; its memory is
+ *   refcounted (fault_work holds a reference while it faults pages in, so
+ *   a cancel can complete the request meanwhile) and freed by the last put,
+ *   which also drops the request's channel reference.
  *   A pending libaio request holds a reference on its file (fs/aio.c), so an
  *   end's ->release never runs while one of its own requests is pending.
  */
@@ -149,10 +160,15 @@ int aiopipe_chan_round_capacity(u64 size, u32 *cap)
 	return 0;
 }
 
-/* As pipe_set_size(): only growing past max_capacity needs the capability. */
+/*
+ * As pipe_set_size(): only growing past max_capacity needs the capability.
+ * Under the mutex, so that a concurrent shrink cannot turn "keep the size"
+ * into a grow.
+ */
 static int aiopipe_capacity_allowed(const struct aiopipe_chan *chan, u32 cap)
 {
-	if (cap > READ_ONCE(chan->cap) && cap > aiopipe_max_capacity &&
+	lockdep_assert_held(&chan->mutex);
+	if (cap > chan->cap && cap > aiopipe_max_capacity &&
 	    !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
 	return 0;
@@ -178,8 +194,6 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	int ret;
 
 	ret = aiopipe_chan_round_capacity(size, &cap);
-	if (!ret)
-		ret = aiopipe_capacity_allowed(chan, cap);
 	if (ret)
 		return ret;
 	ring = aiopipe_kvmalloc(cap);
@@ -187,6 +201,9 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 		return -ENOMEM;
 	aiopipe_pause(AIOPIPE_PAUSE_RESIZE_START, chan->id);
 	mutex_lock(&chan->mutex);
+	ret = aiopipe_capacity_allowed(chan, cap);
+	if (ret)
+		goto unlock;
 	ret = -EBUSY;
 	if (chan->len > cap)
 		goto unlock;
@@ -198,6 +215,11 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	chan->cap = cap;
 	chan->head = 0;
 	ret = cap;
+	/* more room: the first queued write may move now (a direct one is not
+	 * on the wait queue to hear the wakeup below) */
+	spin_lock_irq(&chan->wq.lock);
+	aiopipe_promote_locked(chan, &chan->wr_pending);
+	spin_unlock_irq(&chan->wq.lock);
 unlock:
 	mutex_unlock(&chan->mutex);
 	kvfree(ring);
@@ -309,9 +331,12 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
  * "room" wakeup.  Drain waiters are all woken, but only on a channel
  * where somebody has ever asked for a drain: every other read that empties
  * the ring would walk the queue for nothing.  Called without chan->wq.lock.
+ * Fsync waiters, likewise, are woken on every read that consumes bytes,
+ * but only while one waits.
  * The barrier in wq_has_sleeper() pairs with the one in prepare_to_wait()
- * and the one aiopipe_poll() issues after poll_wait(), so neither the
- * queued entry nor drain_wanted can be missed:
+ * and the one aiopipe_poll() issues after poll_wait() (fsync: the one
+ * after its count goes up), so neither the queued entry nor drain_wanted
+ * nor fsync_waiters can be missed:
  *
  *   reader (waker)                       drain waiter (poll, fsync)
  *   consumed += n (mutex)                add entry to chan->wq
@@ -328,6 +353,8 @@ void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 		goto fasync;
 	if (!READ_ONCE(chan->drain_wanted))
 		key &= ~AIOPIPE_DRAIN_KEY;
+	if (!atomic_read(&chan->fsync_waiters))
+		key &= ~AIOPIPE_CONSUMED_KEY;
 	if (key & AIOPIPE_HUP_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
 			  poll_to_key(key & AIOPIPE_HUP_KEY));
@@ -337,6 +364,9 @@ void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 	if (key & AIOPIPE_DRAIN_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
 			  poll_to_key(AIOPIPE_DRAIN_KEY));
+	if (key & AIOPIPE_CONSUMED_KEY)
+		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
+			  poll_to_key(AIOPIPE_CONSUMED_KEY));
 fasync:
 	if (key & EPOLLIN)
 		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);

@@ -6,14 +6,19 @@
  * own buffer and those pages and completes the request inline: one copy,
  * no context switch, no workqueue.
  *
- * Invariants (checked with WARN_ON_ONCE where they are relied on):
+ * Invariants:
  *  - a pending direct read is served by a writer only while the ring is
  *    empty, so bytes already in the ring are never overtaken;
  *  - a reader drains pending direct writes only after the ring is empty,
  *    and pulls them into the ring only in FIFO order behind its contents.
  *
  * Pinned pages are bounded per request (max_pin_pages_req) and per channel
- * (max_pin_pages_chan); past a bound the request uses the retry engine.
+ * (max_pin_pages_chan), and charged like io_uring's registered buffers: to
+ * the submitter's locked_vm (limits.c) and its mm's pinned_vm.  Past a
+ * bound, or when a page belongs to a file's page cache (only anonymous,
+ * shmem and hugetlb memory may be pinned for an unbounded time: a
+ * long-term pin of page cache defeats the filesystem's writeback), the
+ * request uses the retry engine.
  */
 #include "aiopipe.h"
 #include "compat.h"
@@ -71,6 +76,21 @@ static void aiopipe_bvec_free(struct aiopipe_req *req, struct bio_vec *bv)
 		kvfree(bv);
 }
 
+/*
+ * Memory a long-term pin may hold: anonymous, shmem (swap-backed) and
+ * hugetlb folios, and the zero page; never a file's page cache, which the
+ * peer would then write outside ->page_mkwrite and writeback (6.5+ GUP
+ * refuses FOLL_LONGTERM|FOLL_WRITE there by itself; io_uring refuses it on
+ * every kernel for its registered buffers, and so do we).
+ */
+static bool aiopipe_page_pinnable(struct page *page)
+{
+	struct folio *folio = page_folio(page);
+
+	return folio_test_anon(folio) || folio_test_swapbacked(folio) ||
+	       folio_test_hugetlb(folio) || !READ_ONCE(folio->mapping);
+}
+
 /* Pin one user segment into @bv; returns the number of bvecs filled. */
 static int aiopipe_pin_seg(struct iovec seg, struct bio_vec *bv,
 			   unsigned int room, unsigned int gup)
@@ -91,6 +111,12 @@ static int aiopipe_pin_seg(struct iovec seg, struct bio_vec *bv,
 		      pin_user_pages_fast(addr - off, want, gup, pages);
 		if (got <= 0)
 			goto fail;
+		for (i = 0; i < got; i++) {
+			if (!aiopipe_page_pinnable(pages[i])) {
+				unpin_user_pages(pages, got);
+				goto fail;
+			}
+		}
 		for (i = 0; i < got; i++, nr++) {
 			size_t n = min_t(size_t, PAGE_SIZE - off, left);
 
@@ -155,6 +181,9 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 	aiopipe_pin_unreserve(chan, npages - nr);
 	aiopipe_stat_pinned(chan, nr);
 	req->pin_charged = npages;
+	req->pin_mm = current->mm;
+	mmgrab(req->pin_mm);
+	atomic64_add(npages, &req->pin_mm->pinned_vm);
 	return 0;
 
 unpin:
@@ -175,6 +204,8 @@ void aiopipe_direct_unpin(struct aiopipe_req *req)
 	aiopipe_bvec_free(req, req->bv);
 	aiopipe_pin_unreserve(req->chan, req->nr_bv);
 	aiopipe_uncharge_pins(req->pin_user, req->pin_charged);
+	atomic64_sub(req->pin_charged, &req->pin_mm->pinned_vm);
+	mmdrop(req->pin_mm);
 	aiopipe_stat_pinned(req->chan, -(s64)req->nr_bv);
 }
 
@@ -271,14 +302,20 @@ static void aiopipe_peer_pull_writes(struct aiopipe_chan *chan,
 
 	while (aiopipe_free(chan) &&
 	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
-		size_t n = aiopipe_ring_from_iter(chan, &req->iter,
-						  aiopipe_free(chan), &fault);
+		size_t left = iov_iter_count(&req->iter);
+		size_t n = 0;
+		bool more;
 
+		/* a write of at most PIPE_BUF bytes goes in whole or not at all */
+		if (!req->atomic || aiopipe_free(chan) >= left)
+			n = aiopipe_ring_from_iter(chan, &req->iter,
+						   aiopipe_free(chan), &fault);
 		req->done += n;
-		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
-				done);
+		more = n < left;
+		/* back in QUEUED, @req may be cancelled and freed at once */
+		aiopipe_unclaim(req, !more, req->done, done);
 		aiopipe_pause(AIOPIPE_PAUSE_PULL_UNCLAIMED, chan->id);
-		if (iov_iter_count(&req->iter))
+		if (more)
 			break;
 	}
 }

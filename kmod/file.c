@@ -19,6 +19,20 @@ static inline bool aiopipe_nonblock(const struct kiocb *iocb)
 	       (iocb->ki_flags & IOCB_NOWAIT);
 }
 
+/*
+ * Take the channel for a transfer.  IOCB_NOWAIT (RWF_NOWAIT, io_uring's
+ * first attempt) never sleeps, not even on the mutex: -EAGAIN, as ext4 and
+ * xfs answer when inode_trylock() fails under IOCB_NOWAIT.
+ */
+static int aiopipe_lock_for(struct aiopipe_chan *chan, const struct kiocb *iocb)
+{
+	if (!(iocb->ki_flags & IOCB_NOWAIT)) {
+		mutex_lock(&chan->mutex);
+		return 0;
+	}
+	return mutex_trylock(&chan->mutex) ? 0 : -EAGAIN;
+}
+
 /* Only libaio kiocbs can be cancelled, so only they may be queued. */
 static inline bool aiopipe_may_queue(struct kiocb *iocb)
 {
@@ -171,7 +185,7 @@ __poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
 		key |= AIOPIPE_READ_KEY;
 	if (chan->consumed == chan->produced)
 		key |= AIOPIPE_DRAIN_KEY;
-	return key;
+	return key | AIOPIPE_CONSUMED_KEY;
 }
 
 /*
@@ -191,7 +205,8 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		return 0;
 	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_READS :
 						      AP_ASYNC_READS);
-	mutex_lock(&chan->mutex);
+	if (aiopipe_lock_for(chan, iocb))
+		return -EAGAIN;
 	for (;;) {
 		u32 free_before = aiopipe_free(chan);
 
@@ -266,7 +281,8 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		return 0;
 	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_WRITES :
 						      AP_ASYNC_WRITES);
-	mutex_lock(&chan->mutex);
+	if (aiopipe_lock_for(chan, iocb))
+		return -EAGAIN;
 	for (;;) {
 		size_t left = iov_iter_count(from);
 		u32 len_before = chan->len;
@@ -460,8 +476,12 @@ static int aiopipe_fasync(int fd, struct file *file, int on)
 }
 
 /*
- * Drain barrier: wait until every byte written before the call has been
- * consumed; EPIPE if the readers go away first.
+ * Drain barrier: wait until every byte written before the call (the mark:
+ * the produced clock when it is called) has been consumed; EPIPE if the
+ * readers go away first.  Each waiter tests its own mark on every read
+ * that consumes bytes (AIOPIPE_CONSUMED_KEY), so a steady writer behind
+ * the mark does not hold it back; poll's DRAINED, a full drain, is another
+ * condition.
  */
 static bool aiopipe_drained(const struct aiopipe_chan *chan, size_t mark)
 {
@@ -485,12 +505,15 @@ static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
 	 */
 	if (current->flags & PF_KTHREAD)
 		return -EOPNOTSUPP;
-	WRITE_ONCE(chan->drain_wanted, true);
+	/* seen by aiopipe_wake() after its barrier: see the timeline there */
+	atomic_inc(&chan->fsync_waiters);
+	smp_mb__after_atomic();
 	mutex_lock(&chan->mutex);
 	mark = chan->produced;
 	mutex_unlock(&chan->mutex);
-	ret = aiopipe_wait(chan, AIOPIPE_DRAIN_KEY | EPOLLERR,
+	ret = aiopipe_wait(chan, AIOPIPE_CONSUMED_KEY | EPOLLERR,
 			   aiopipe_drained, mark);
+	atomic_dec(&chan->fsync_waiters);
 	if (ret)
 		return ret;
 	return READ_ONCE(chan->consumed) >= mark ? 0 : -EPIPE;

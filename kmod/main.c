@@ -16,33 +16,104 @@ unsigned int aiopipe_default_capacity = 65536;
 module_param_named(capacity, aiopipe_default_capacity, uint, 0444);
 MODULE_PARM_DESC(capacity, "Default channel capacity in bytes (rounded like F_SETPIPE_SZ; default 65536)");
 
+/*
+ * Writable parameters are validated on every write, as at load: a value
+ * that a channel would take over later must be one it can work with.
+ */
+static int aiopipe_param_set_range(const char *val, unsigned int *p,
+				   unsigned int min, unsigned int max)
+{
+	unsigned int v;
+	int ret;
+
+	ret = kstrtouint(val, 0, &v);
+	if (ret)
+		return ret;
+	if (v < min || v > max)
+		return -EINVAL;
+	WRITE_ONCE(*p, v);
+	return 0;
+}
+
+static int aiopipe_param_set_engine(const char *val,
+				    const struct kernel_param *kp)
+{
+	return aiopipe_param_set_range(val, kp->arg, AIOPIPE_ENGINE_RETRY,
+				       AIOPIPE_ENGINE_DIRECT);
+}
+
+static int aiopipe_param_set_filter(const char *val,
+				    const struct kernel_param *kp)
+{
+	return aiopipe_param_set_range(val, kp->arg, AIOPIPE_FILTER_OFF,
+				       AIOPIPE_FILTER_ON);
+}
+
+/* A capacity: PAGE_SIZE .. 2^31 bytes, as F_SETPIPE_SZ accepts. */
+static int aiopipe_param_set_capacity(const char *val,
+				      const struct kernel_param *kp)
+{
+	return aiopipe_param_set_range(val, kp->arg, PAGE_SIZE, 1U << 31);
+}
+
+/* Pin bounds: 0 (never pin) .. 2^20 pages, so the budget never overflows. */
+static int aiopipe_param_set_pages(const char *val,
+				   const struct kernel_param *kp)
+{
+	return aiopipe_param_set_range(val, kp->arg, 0, 1U << 20);
+}
+
+static const struct kernel_param_ops aiopipe_pages_ops = {
+	.set = aiopipe_param_set_pages,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops aiopipe_engine_ops = {
+	.set = aiopipe_param_set_engine,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops aiopipe_filter_ops = {
+	.set = aiopipe_param_set_filter,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops aiopipe_capacity_ops = {
+	.set = aiopipe_param_set_capacity,
+	.get = param_get_uint,
+};
+
 unsigned int aiopipe_max_capacity = 1048576;
-module_param_named(max_capacity, aiopipe_max_capacity, uint, 0644);
+module_param_cb(max_capacity, &aiopipe_capacity_ops, &aiopipe_max_capacity, 0644);
 MODULE_PARM_DESC(max_capacity, "Largest capacity without CAP_SYS_RESOURCE, like pipe-max-size (default 1 MiB)");
 
 unsigned int aiopipe_default_engine = AIOPIPE_ENGINE_RETRY;
-module_param_named(engine, aiopipe_default_engine, uint, 0644);
+module_param_cb(engine, &aiopipe_engine_ops, &aiopipe_default_engine, 0644);
 MODULE_PARM_DESC(engine, "Default completion engine: 1 = retry (default), 2 = direct");
 
 unsigned int aiopipe_default_filter = AIOPIPE_FILTER_ON;
-module_param_named(filter, aiopipe_default_filter, uint, 0644);
+module_param_cb(filter, &aiopipe_filter_ops, &aiopipe_default_filter, 0644);
 MODULE_PARM_DESC(filter, "Default wakeup filtering for the retry engine: 1 = on (default), 0 = off");
 
 unsigned int aiopipe_max_pin_pages_req = 256;
-module_param_named(max_pin_pages_req, aiopipe_max_pin_pages_req, uint, 0644);
+module_param_cb(max_pin_pages_req, &aiopipe_pages_ops, &aiopipe_max_pin_pages_req, 0644);
 MODULE_PARM_DESC(max_pin_pages_req, "Direct engine: most pages pinned for one request (default 256)");
 
 unsigned int aiopipe_max_pin_pages_chan = 1024;
-module_param_named(max_pin_pages_chan, aiopipe_max_pin_pages_chan, uint, 0644);
+module_param_cb(max_pin_pages_chan, &aiopipe_pages_ops, &aiopipe_max_pin_pages_chan, 0644);
 MODULE_PARM_DESC(max_pin_pages_chan, "Direct engine: most pages pinned per channel (default 1024)");
 
 static unsigned int aiopipe_nr_fifo_nodes = 4;
 module_param_named(fifos, aiopipe_nr_fifo_nodes, uint, 0444);
 MODULE_PARM_DESC(fifos, "Number of named FIFOs /dev/aiopipeN (default 4)");
 
-umode_t aiopipe_fifo_mode = 0666;
+/*
+ * Named FIFOs are shared by everyone on the machine, so by default only
+ * root opens them; the udev rule grants a group (docs/semantics.md).
+ */
+umode_t aiopipe_fifo_mode = 0600;
 module_param_named(fifo_mode, aiopipe_fifo_mode, ushort, 0444);
-MODULE_PARM_DESC(fifo_mode, "Mode of the /dev/aiopipeN nodes (default 0666)");
+MODULE_PARM_DESC(fifo_mode, "Mode of the /dev/aiopipeN nodes (default 0600)");
 
 unsigned long aiopipe_user_pages_soft = 16384;
 module_param_named(user_pages_soft, aiopipe_user_pages_soft, ulong, 0644);
@@ -92,16 +163,17 @@ static int __init aiopipe_init(void)
 	ret = aiopipe_pause_init(aiopipe_pause_points);
 	if (ret)
 		goto fault_exit;
-	ret = aiopipe_factory_init();
-	if (ret)
-		goto pause_exit;
+	/* user-visible interfaces last: nothing can be opened half set up */
 	ret = aiopipe_fifo_init(aiopipe_nr_fifo_nodes);
 	if (ret)
-		goto factory_exit;
+		goto pause_exit;
+	ret = aiopipe_factory_init();
+	if (ret)
+		goto fifo_exit;
 	return 0;
 
-factory_exit:
-	aiopipe_factory_exit();
+fifo_exit:
+	aiopipe_fifo_exit();
 pause_exit:
 	aiopipe_pause_exit();
 fault_exit:
@@ -120,8 +192,8 @@ destroy_wq:
  */
 static void __exit aiopipe_exit(void)
 {
-	aiopipe_fifo_exit();
 	aiopipe_factory_exit();
+	aiopipe_fifo_exit();
 	aiopipe_pause_exit();
 	aiopipe_fault_exit();
 	aiopipe_stats_exit();

@@ -15,10 +15,14 @@
  */
 #include "aiopipe.h"
 #include "aiopipe_trace.h"
+#include "compat.h"
 #include "fault.h"
 #include "pause.h"
 
+#include <linux/cred.h>
 #include <linux/kthread.h>
+#include <linux/pagemap.h>
+#include <linux/uaccess.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
 
@@ -73,7 +77,10 @@ void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why)
 	queue_work(aiopipe_wq, &req->work);
 }
 
-/* Remember the user buffer and the address space to copy it in later. */
+/*
+ * Remember the user buffer, the address space and the credentials to copy
+ * it with later.
+ */
 int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter)
 {
 	const void *dup;
@@ -86,6 +93,7 @@ int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter)
 	req->dup = dup;
 	req->mm = current->mm;
 	mmgrab(req->mm);
+	req->cred = get_current_cred();
 	return 0;
 }
 
@@ -94,86 +102,231 @@ void aiopipe_retry_release(struct aiopipe_req *req)
 	kfree(req->dup);
 	if (req->mm)
 		mmdrop(req->mm);
+	if (req->cred)
+		put_cred(req->cred);
 }
 
-/* One retry step, mutex held: returns true when the request is finished. */
-static bool aiopipe_retry_move(struct aiopipe_chan *chan,
-			       struct aiopipe_req *req, struct list_head *done,
-			       __poll_t *key)
+enum aiopipe_step {
+	STEP_PARK,	/* nothing more possible now: wait in line */
+	STEP_DONE,	/* complete with req->res */
+	STEP_FAULT,	/* a user page is not present: fault it in, unlocked */
+};
+
+/*
+ * Where a copy from or to the submitter's memory stopped short, as a
+ * range for fault_work: the rest of the current segment, at most
+ * AIOPIPE_FAULT_MAX bytes.  A second short copy at the same place after a
+ * fault-in that mapped nothing is a real -EFAULT.
+ */
+#define AIOPIPE_FAULT_MAX	(16 * PAGE_SIZE)
+
+static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
+						const struct iov_iter *at)
+{
+	struct iovec seg;
+
+	if (!req->mm || req->fault_failed || !iov_iter_count(at))
+		return STEP_DONE;
+	seg = aiopipe_iter_seg(at);
+	req->fault_addr = (unsigned long)seg.iov_base;
+	req->fault_len = min_t(size_t, seg.iov_len, AIOPIPE_FAULT_MAX);
+	return STEP_FAULT;
+}
+
+/*
+ * A write of at most PIPE_BUF bytes is all-or-nothing: copy it whole into
+ * a kernel buffer first (page faults disabled), then move it from there,
+ * where no copy can come up short.  Returns the bytes moved, or a negative
+ * errno with nothing moved; *step is STEP_FAULT when a page is missing.
+ */
+static ssize_t aiopipe_retry_write_atomic(struct aiopipe_chan *chan,
+					  struct aiopipe_req *req,
+					  struct list_head *done,
+					  enum aiopipe_step *step)
 {
 	size_t left = iov_iter_count(&req->iter);
+	struct iov_iter at = req->iter;
+	struct iov_iter from;
+	struct kvec kv;
 	bool fault = false;
-	size_t moved = 0;
+	size_t moved;
+	void *buf;
+
+	buf = aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ? NULL :
+	      kmalloc(left, GFP_KERNEL);
+	if (!buf)
+		return -ENOMEM;
+	kv.iov_base = buf;
+	kv.iov_len = copy_from_iter(buf, left, &at);
+	if (kv.iov_len < left) {
+		*step = aiopipe_retry_fault_at(req, &at);
+		kfree(buf);
+		return -EFAULT;
+	}
+	iov_iter_kvec(&from, WRITE, &kv, 1, left);
+	moved = aiopipe_move_in(chan, &from, left, done, &fault);
+	iov_iter_advance(&req->iter, moved);
+	kfree(buf);
+	return moved;
+}
+
+/*
+ * One retry step, mutex held, page faults disabled when the request copies
+ * user memory: nothing here sleeps on the submitter's pages while the
+ * channel is held.
+ */
+static enum aiopipe_step aiopipe_retry_move(struct aiopipe_chan *chan,
+					    struct aiopipe_req *req,
+					    struct list_head *done,
+					    __poll_t *key)
+{
+	size_t left = iov_iter_count(&req->iter);
+	enum aiopipe_step step = STEP_PARK;
+	bool fault = false;
+	ssize_t moved = 0;
 
 	if (req->write) {
 		u32 len_before = chan->len;
 
-		if (chan->readers && aiopipe_write_ready(chan, left))
-			moved = aiopipe_move_in(chan, &req->iter, left, done,
-						&fault);
+		if (chan->readers && aiopipe_write_ready(chan, left)) {
+			if (req->atomic && req->mm) {
+				moved = aiopipe_retry_write_atomic(chan, req,
+								   done, &step);
+				if (moved == -ENOMEM) {
+					req->res = req->done ?: -ENOMEM;
+					return STEP_DONE;
+				}
+				fault = moved < 0;
+				moved = max_t(ssize_t, moved, 0);
+			} else {
+				moved = aiopipe_move_in(chan, &req->iter, left,
+							done, &fault);
+			}
+		}
 		if (chan->len > len_before)
 			*key |= AIOPIPE_READ_KEY;
 		req->done += moved;
+		if (fault && step != STEP_FAULT)
+			step = aiopipe_retry_fault_at(req, &req->iter);
+		if (step == STEP_FAULT && chan->readers)
+			return STEP_FAULT;
 		req->res = req->done ?: (fault ? -EFAULT : -EPIPE);
-		return fault || !chan->readers || moved == left;
+		if (fault || !chan->readers || moved == left)
+			return STEP_DONE;
+		return STEP_PARK;
+	} else {
+		u32 free_before = aiopipe_free(chan);
+
+		moved = aiopipe_move_out(chan, &req->iter, done, &fault);
+		if (moved)
+			*key |= aiopipe_read_wakes(chan, free_before, true);
+		req->done += moved;
+		if (!moved && fault &&
+		    aiopipe_retry_fault_at(req, &req->iter) == STEP_FAULT)
+			return STEP_FAULT;
+		req->res = moved ?: (fault ? -EFAULT : 0);
+		if (moved || fault || !chan->writers)
+			return STEP_DONE;
+		return STEP_PARK;
 	}
-	moved = aiopipe_move_out(chan, &req->iter, done, &fault);
-	if (moved)
-		*key |= aiopipe_read_wakes(chan, chan->cap - chan->len - moved,
-					   true);
-	req->done += moved;
-	req->res = moved ?: (fault ? -EFAULT : 0);
-	return moved || fault || !chan->writers;
 }
 
-/* Publish the outcome of a retry: complete, or park again first in line. */
+/*
+ * Publish the outcome of a retry: complete, park again first in line, or
+ * hand the request to fault_work.  A cancel seen here finishes it.
+ */
 static void aiopipe_retry_publish(struct aiopipe_chan *chan,
-				  struct aiopipe_req *req, bool finished,
+				  struct aiopipe_req *req,
+				  enum aiopipe_step step,
 				  struct list_head *done)
 {
 	spin_lock_irq(&chan->wq.lock);
-	if (!finished && req->cancelled) {
-		finished = true;
+	if (step != STEP_DONE && req->cancelled) {
+		step = STEP_DONE;
 		req->res = req->done ?: -ECANCELED;
 	}
-	if (finished) {
+	switch (step) {
+	case STEP_DONE:
 		aiopipe_req_take_locked(req, req->res, done);
-	} else {
+		break;
+	case STEP_FAULT:
+		aiopipe_fault_in_locked(req);
+		break;
+	case STEP_PARK:
 		req->state = RQ_QUEUED;
 		if (!req->direct)
 			aiopipe_arm_locked(req);
 		aiopipe_heads_changed_locked(chan);
+		break;
 	}
 	spin_unlock_irq(&chan->wq.lock);
 }
 
-/* Claim a KICKED request for this worker; false if it is already DONE. */
+/*
+ * Claim a KICKED request for this worker; false if it is already DONE.
+ * A request cancelled while KICKED is finished here without moving a byte:
+ * once a cancel has taken effect, nothing more enters or leaves the pipe
+ * on its behalf (io_destroy and exit discard the completion).
+ */
 static bool aiopipe_retry_claim(struct aiopipe_chan *chan,
-				struct aiopipe_req *req)
+				struct aiopipe_req *req,
+				struct list_head *done)
 {
 	bool ok;
 
 	spin_lock_irq(&chan->wq.lock);
 	ok = req->state == RQ_KICKED;
-	if (ok)
+	if (ok && req->cancelled) {
+		aiopipe_req_take_locked(req, req->done ?: -ECANCELED, done);
+		ok = false;
+	} else if (ok) {
 		req->state = RQ_BUSY;
+	}
 	spin_unlock_irq(&chan->wq.lock);
 	return ok;
 }
 
+/* One claimed step under the mutex, with the counters and the trace. */
+static void aiopipe_retry_step(struct aiopipe_chan *chan,
+			       struct aiopipe_req *req, struct list_head *done,
+			       __poll_t *key)
+{
+	size_t before = req->done;
+	enum aiopipe_step step;
+	bool futile;
+
+	aiopipe_pause(AIOPIPE_PAUSE_RETRY_CLAIMED, chan->id);
+	if (req->mm)
+		pagefault_disable();
+	step = aiopipe_retry_move(chan, req, done, key);
+	if (req->mm)
+		pagefault_enable();
+	futile = req->done == before && step == STEP_PARK &&
+		 req->kick == KICK_WAKE;
+	/* traced first: whoever sees the counter finds the event */
+	trace_aiopipe_retry(req, req->done - before, step == STEP_DONE,
+			    futile);
+	aiopipe_stat_inc(chan, AP_RETRIES);
+	if (futile)
+		aiopipe_stat_inc(chan, AP_FUTILE_RETRIES);
+	if (step == STEP_DONE)
+		aiopipe_stat_inc(chan, AP_COMPLETED_BY_RETRY);
+	aiopipe_retry_publish(chan, req, step, done);
+}
+
 /*
- * The retry proper, in a kworker: adopt the submitter's mm (a pinned-page
- * request needs none), move, publish.  After publishing, @req may belong
- * to someone else: only locals are used from then on, and our own channel
- * reference keeps @chan alive.  The mm is released with mmput_async(): a
- * synchronous mmput() here could be the last one and run exit_aio(), which
- * would wait for this very request.
+ * The retry proper, in a kworker: adopt the submitter's mm and credentials
+ * (a pinned-page request needs neither), move, publish.  After publishing,
+ * @req may belong to someone else: only locals are used from then on, and
+ * our own channel reference keeps @chan alive.  The mm is released with
+ * mmput_async(): a synchronous mmput() here could be the last one and run
+ * exit_aio(), which would wait for this very request.
  */
 static void aiopipe_retry_run(struct aiopipe_req *req)
 {
 	struct aiopipe_chan *chan = req->chan;
 	struct mm_struct *mm = req->direct ? NULL : req->mm;
-	bool finished, futile;
+	const struct cred *old_cred = NULL;
 	__poll_t key = 0;
 	LIST_HEAD(done);
 
@@ -188,28 +341,17 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 		return;
 	}
 	kref_get(&chan->ref);
-	if (mm)
+	if (mm) {
 		kthread_use_mm(mm);
+		old_cred = override_creds(req->cred);
+	}
 	aiopipe_pause(AIOPIPE_PAUSE_RETRY_START, chan->id);
 	mutex_lock(&chan->mutex);
-	if (aiopipe_retry_claim(chan, req)) {
-		size_t before = req->done;
-
-		aiopipe_pause(AIOPIPE_PAUSE_RETRY_CLAIMED, chan->id);
-		finished = aiopipe_retry_move(chan, req, &done, &key);
-		futile = req->done == before && !finished &&
-			 req->kick == KICK_WAKE;
-		/* traced first: whoever sees the counter finds the event */
-		trace_aiopipe_retry(req, req->done - before, finished, futile);
-		aiopipe_stat_inc(chan, AP_RETRIES);
-		if (futile)
-			aiopipe_stat_inc(chan, AP_FUTILE_RETRIES);
-		if (finished)
-			aiopipe_stat_inc(chan, AP_COMPLETED_BY_RETRY);
-		aiopipe_retry_publish(chan, req, finished, &done);
-	}
+	if (aiopipe_retry_claim(chan, req, &done))
+		aiopipe_retry_step(chan, req, &done, &key);
 	mutex_unlock(&chan->mutex);
 	if (mm) {
+		revert_creds(old_cred);
 		kthread_unuse_mm(mm);
 		mmput_async(mm);
 	}
@@ -217,6 +359,58 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 		aiopipe_wake(chan, key);
 	aiopipe_finish_list(&done);
 	aiopipe_chan_put(chan);
+}
+
+/*
+ * Hand a request whose copy stopped at a missing page to fault_work, which
+ * faults the range in with no lock held (the shape of generic_perform_write:
+ * copy with faults disabled under the lock, fault in outside it).  A cancel
+ * may complete the request meanwhile; fault_work's reference keeps the
+ * memory.  wq.lock held.
+ */
+void aiopipe_fault_in_locked(struct aiopipe_req *req)
+{
+	lockdep_assert_held(&req->chan->wq.lock);
+	req->state = RQ_FAULTING;
+	aiopipe_heads_changed_locked(req->chan);
+	kref_get(&req->ref);
+	queue_work(aiopipe_wq, &req->fault_work);
+}
+
+/*
+ * Fault the submitter's pages in, as the submitter (its mm and its
+ * credentials), holding nothing another context waits for: if the fault
+ * never ends (a userfaultfd nobody serves, a FUSE daemon that hangs), only
+ * this request waits, and io_cancel() or the submitter's exit still
+ * complete it.  Then retry, unless it was completed meanwhile.
+ */
+static void aiopipe_fault_work(struct work_struct *work)
+{
+	struct aiopipe_req *req = container_of(work, struct aiopipe_req,
+					       fault_work);
+	struct aiopipe_chan *chan = req->chan;
+	void __user *addr = (void __user *)req->fault_addr;
+	size_t len = req->fault_len, left = len;
+	const struct cred *old_cred;
+
+	if (mmget_not_zero(req->mm)) {
+		kthread_use_mm(req->mm);
+		old_cred = override_creds(req->cred);
+		if (req->write)
+			left = fault_in_readable(addr, len);
+		else
+			left = fault_in_safe_writeable(addr, len);
+		revert_creds(old_cred);
+		kthread_unuse_mm(req->mm);
+		mmput_async(req->mm);
+	}
+	spin_lock_irq(&chan->wq.lock);
+	if (req->state == RQ_FAULTING) {
+		req->fault_failed = left == len;
+		aiopipe_kick_locked(req, KICK_PROMOTE);
+	}
+	spin_unlock_irq(&chan->wq.lock);
+	aiopipe_req_put(req);
 }
 
 static void aiopipe_req_work(struct work_struct *work)
@@ -229,7 +423,7 @@ static void aiopipe_req_work(struct work_struct *work)
 	dead = req->state == RQ_DONE;
 	spin_unlock_irq(&chan->wq.lock);
 	if (dead)
-		aiopipe_req_finish(req);
+		aiopipe_req_finish_taken(req);
 	else
 		aiopipe_retry_run(req);
 }
@@ -239,4 +433,5 @@ void aiopipe_retry_init(struct aiopipe_req *req)
 	init_waitqueue_func_entry(&req->wait, aiopipe_retry_wake);
 	INIT_LIST_HEAD(&req->wait.entry);
 	INIT_WORK(&req->work, aiopipe_req_work);
+	INIT_WORK(&req->fault_work, aiopipe_fault_work);
 }

@@ -743,7 +743,7 @@ TEST_F(fifo, aiopipe_node_is_a_character_device_not_a_fifo)
 	EXPECT_EQ(!variant->aiopipe, S_ISFIFO(st.st_mode));
 	EXPECT_EQ(variant->aiopipe, S_ISCHR(st.st_mode));
 	if (variant->aiopipe)
-		EXPECT_EQ(0666, (int)(st.st_mode & 0777)) TH_LOG("default fifo_mode");
+		EXPECT_EQ(0600, (int)(st.st_mode & 0777)) TH_LOG("default fifo_mode");
 	fd = open_bounded(self->path, O_RDWR);
 	ASSERT_LE(0, fd);
 	ASSERT_EQ(0, fstat(fd, &st));
