@@ -1,0 +1,657 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Interleavings forced with the module's pause points (pause_points=1).
+ * Each test parks one context at a named place, runs the other parties
+ * into that window, releases, and checks what every party saw:
+ *
+ *  - a reader that pulled part of a direct write into the ring and put the
+ *    write back in line never touches it again: a cancel completes the
+ *    write (with the bytes it moved) while the reader is still inside;
+ *  - a cancelled request whose retry is already kicked moves nothing, for
+ *    io_cancel and for io_destroy (where its completion is never seen, so
+ *    bytes it moved would be lost);
+ *  - cancelling the queued direct reads of a context does not kick the
+ *    next one into a retry that takes bytes written meanwhile;
+ *  - io_cancel emptying the read queue while a direct read is being
+ *    queued behind it trips no kernel warning;
+ *  - RWF_NOWAIT reads and writes do not wait for the channel mutex;
+ *  - SET_CAPACITY checks its privilege against the capacity it replaces,
+ *    under the lock: a "keep the size" call racing with a shrink does not
+ *    become an unprivileged grow past max_capacity.
+ *
+ * Skipped when the module has no pause points.  Every wait is on a fact
+ * (a parked count, a request's fdinfo line, a completion, a call that
+ * returned) with a failure guard, and a failing test releases every point.
+ */
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include "kselftest_harness.h"
+#include "async_util.h"
+#include "pause_util.h"
+
+#define PAGE		4096
+#define RING		4096
+#define SMALL_CAP	65536
+#define GUARD_MS	2000	/* a completion that must come while parked */
+#define NOWAIT_MS	1000	/* a NOWAIT call that must not block */
+
+/* Pair, io context and point files, the same for every fixture here. */
+struct race {
+	int fds[2];
+	io_context_t ctx;
+	struct ap_points pt;
+	bool skip;
+};
+
+static void race_setup(struct __test_metadata *_metadata, struct race *r,
+		       unsigned int engine)
+{
+	unsigned long long chan;
+	int i;
+
+	r->fds[0] = r->fds[1] = -1;
+	for (i = 0; i < AP_NR_POINTS; i++)
+		r->pt.fd[i] = -1;
+	if (!ap_pause_present()) {
+		r->skip = true;
+		SKIP(return, "no %s: load the module with pause_points=1",
+		     AP_PAUSE_DIR);
+	}
+	ASSERT_EQ(0, aiopipe_pair_ex(r->fds, 0, RING, engine));
+	ASSERT_EQ(RING, aiopipe_get_capacity(r->fds[0]));
+	ASSERT_EQ((int)engine, aiopipe_get_engine(r->fds[0]));
+	chan = ap_chan_id(r->fds[0]);
+	ASSERT_NE(0ULL, chan);
+	ASSERT_EQ(0, ap_points_open(&r->pt, chan));
+	ASSERT_EQ(0, io_setup(16, &r->ctx));
+}
+
+static void race_teardown(struct race *r)
+{
+	ap_release_all(&r->pt);		/* nothing stays parked */
+	if (r->ctx)
+		io_destroy(r->ctx);
+	ap_points_close(&r->pt);
+	if (r->fds[0] >= 0)
+		close(r->fds[0]);
+	if (r->fds[1] >= 0)
+		close(r->fds[1]);
+}
+
+/* The setup skipped: so does the test (the harness runs it anyway). */
+#define RACE_BEGIN(r) do {						\
+	if ((r)->skip)							\
+		return;							\
+} while (0)
+
+static void *page_buf(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* What a helper thread's call works on. */
+struct op {
+	int fd;
+	void *buf;
+	size_t len;
+	io_context_t ctx;
+	struct iocb *cb;
+	unsigned int cap;
+};
+
+static long op_read(struct ap_call *c)
+{
+	struct op *o = c->arg;
+
+	return read(o->fd, o->buf, o->len);
+}
+
+static long op_write(struct ap_call *c)
+{
+	struct op *o = c->arg;
+
+	return write(o->fd, o->buf, o->len);
+}
+
+static long op_submit(struct ap_call *c)
+{
+	struct op *o = c->arg;
+
+	return ap_submit1(o->ctx, o->cb);
+}
+
+static long op_destroy(struct ap_call *c)
+{
+	struct op *o = c->arg;
+
+	return io_destroy(o->ctx);
+}
+
+static long op_preadv2_nowait(struct ap_call *c)
+{
+	struct op *o = c->arg;
+	struct iovec iov = { o->buf, o->len };
+
+	return preadv2(o->fd, &iov, 1, -1, RWF_NOWAIT);
+}
+
+static long op_pwritev2_nowait(struct ap_call *c)
+{
+	struct op *o = c->arg;
+	struct iovec iov = { o->buf, o->len };
+
+	return pwritev2(o->fd, &iov, 1, -1, RWF_NOWAIT);
+}
+
+/* Whether the calling thread has CAP_SYS_RESOURCE in its effective set. */
+static bool have_cap_sys_resource(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+	unsigned int bit = CAP_SYS_RESOURCE;
+
+	return !syscall(SYS_capget, &h, d) &&
+	       (d[bit / 32].effective & (1U << (bit % 32)));
+}
+
+/*
+ * Drop CAP_SYS_RESOURCE from the effective set of the calling thread only
+ * (capabilities are per thread; the raw syscall does not broadcast).
+ */
+static int drop_cap_sys_resource_this_thread(void)
+{
+	struct __user_cap_header_struct h = {
+		.version = _LINUX_CAPABILITY_VERSION_3,
+	};
+	struct __user_cap_data_struct d[2];
+	unsigned int bit = CAP_SYS_RESOURCE;
+
+	if (syscall(SYS_capget, &h, d))
+		return -1;
+	d[bit / 32].effective &= ~(1U << (bit % 32));
+	return (int)syscall(SYS_capset, &h, d);
+}
+
+/* SET_CAPACITY(o->cap) without CAP_SYS_RESOURCE: ioctl's -1 and errno. */
+static long op_set_capacity_unprivileged(struct ap_call *c)
+{
+	struct op *o = c->arg;
+	__u32 cap = o->cap;
+
+	if (drop_cap_sys_resource_this_thread() || have_cap_sys_resource())
+		return -2;
+	return ioctl(o->fd, AIOPIPE_IOC_SET_CAPACITY, &cap);
+}
+
+static unsigned long read_ulong(const char *path)
+{
+	char buf[32] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+
+	if (fd >= 0)
+		close(fd);
+	return n > 0 ? strtoul(buf, NULL, 10) : 0;
+}
+
+FIXTURE(direct) {
+	struct race r;
+};
+
+FIXTURE_SETUP(direct)
+{
+	race_setup(_metadata, &self->r, AIOPIPE_ENGINE_DIRECT);
+}
+
+FIXTURE_TEARDOWN(direct)
+{
+	race_teardown(&self->r);
+}
+
+FIXTURE(retry) {
+	struct race r;
+};
+
+FIXTURE_SETUP(retry)
+{
+	race_setup(_metadata, &self->r, AIOPIPE_ENGINE_RETRY);
+}
+
+FIXTURE_TEARDOWN(retry)
+{
+	race_teardown(&self->r);
+}
+
+/*
+ *   capacity 4096, full; direct engine
+ *   test                          thread Q                    aiopipe
+ *   io_submit(PWRITE W 12288) ------------------------------>  W queued, pinned
+ *   arm pull_unclaimed
+ *                                 read(100) ---------------->  100 out of the ring;
+ *                                                              100 of W pulled in,
+ *                                                              W QUEUED again;
+ *                                 parks (mutex held)
+ *   io_cancel(W) ------------------------------------------->  W QUEUED: taken
+ *   io_getevents <-------------------------------------------  res 100 (moved),
+ *                                                              Q still parked
+ *   release ------------------->  read returns 100
+ *   ring: bytes 100..4195 of the stream, nothing more
+ *
+ * Q must not look at W after putting it back in line (W is freed by then:
+ * a use-after-free that only KASAN shows).
+ */
+TEST_F(direct, pull_unclaimed_then_cancel)
+{
+	struct race *r = &self->r;
+	char *src = page_buf(4 * PAGE), *buf = page_buf(2 * PAGE);
+	char qbuf[100], line[256];
+	struct op qo = { .fd = r->fds[0], .buf = qbuf, .len = sizeof(qbuf) };
+	struct io_event ev;
+	struct ap_call q;
+	struct iocb cb;
+	int ret;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, buf);
+	ap_fill(src, 4 * PAGE, 0);
+	ASSERT_EQ(RING, write(r->fds[1], src, RING));
+	io_prep_pwrite(&cb, r->fds[1], src + RING, 3 * PAGE, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "write", " queued direct done 0",
+				    line, sizeof(line)))
+		TH_LOG("the write is not a queued direct request");
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_PULL_UNCLAIMED));
+	ASSERT_EQ(0, ap_call_start(&q, op_read, &qo));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_PULL_UNCLAIMED, 1, AP_LONG_MS));
+	ap_fdinfo_reqs(r->fds[0], "write", "", line, sizeof(line));
+	TH_LOG("parked reader; %s", line);
+
+	ret = io_cancel(r->ctx, &cb, &ev);
+	EXPECT_TRUE(ret == -EINPROGRESS || ret == 0)
+		TH_LOG("io_cancel: %d", ret);
+	EXPECT_EQ(1, ap_getevents(r->ctx, 1, 1, &ev, GUARD_MS));
+	EXPECT_EQ(100, (long)ev.res);
+	EXPECT_EQ(1, ap_parked(&r->pt, AP_PULL_UNCLAIMED));
+
+	ASSERT_EQ(0, ap_release(&r->pt, AP_PULL_UNCLAIMED));
+	ASSERT_TRUE(ap_call_join(&q, AP_LONG_MS));
+	EXPECT_EQ(100, q.ret);
+	EXPECT_EQ(-1, ap_check(qbuf, sizeof(qbuf), 0));
+	EXPECT_EQ(RING, ap_read_now(r->fds[0], buf, 2 * PAGE));
+	EXPECT_EQ(-1, ap_check(buf, RING, 100));
+	EXPECT_EQ(-EAGAIN, ap_read_now(r->fds[0], buf, 2 * PAGE));
+}
+
+/*
+ *   empty channel; direct engine
+ *   test                         thread D                 kworker
+ *   io_submit(PREAD R1 100)
+ *   io_submit(PREAD R2 100)      (both queued, pinned)
+ *   arm retry_start
+ *                                io_destroy ----------->  cancel R1, cancel R2:
+ *                                                         nothing may be kicked
+ *   until parked at retry_start  |  io_destroy returned
+ *   (parked: a kicked R2, flagged cancelled, waits to run)
+ *   write(10) ------------------------------------------> into the ring; a parked
+ *   release                                                R2 would take it
+ *   read (nonblocking) --> the 10 bytes
+ */
+TEST_F(direct, destroy_does_not_kick_direct_reads)
+{
+	struct race *r = &self->r;
+	char *b1 = page_buf(PAGE), *b2 = page_buf(PAGE), buf[64];
+	struct op dop = { .ctx = r->ctx };
+	struct iocb cb1, cb2;
+	bool parked = false, written = false;
+	struct ap_call d;
+	int64_t t0;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, b1);
+	ASSERT_NE(NULL, b2);
+	io_prep_pread(&cb1, r->fds[0], b1, 100, 0);
+	io_prep_pread(&cb2, r->fds[0], b2, 100, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb1));
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb2));
+	ASSERT_EQ(2, ap_fdinfo_reqs(r->fds[0], "read", " queued direct",
+				    NULL, 0));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RETRY_START));
+	r->ctx = 0;		/* D destroys it */
+	ASSERT_EQ(0, ap_call_start(&d, op_destroy, &dop));
+	for (t0 = ap_now_ns(); ap_ms_since(t0) <= AP_LONG_MS;
+	     ap_sleep_us(AP_POLL_US)) {
+		if (ap_parked(&r->pt, AP_RETRY_START) >= 1) {
+			parked = true;
+			break;
+		}
+		if (ap_call_wait(&d, 0))
+			break;
+	}
+	if (parked) {
+		ASSERT_EQ(10, write(r->fds[1], "0123456789", 10));
+		written = true;
+	}
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RETRY_START));
+	ASSERT_TRUE(ap_call_join(&d, AP_LONG_MS));
+	EXPECT_EQ(0, d.ret);
+	EXPECT_EQ(0, parked);
+	if (!written)
+		ASSERT_EQ(10, write(r->fds[1], "0123456789", 10));
+	EXPECT_EQ(10, ap_read_now(r->fds[0], buf, sizeof(buf)));
+}
+
+/*
+ * A kicked retry read is cancelled while its worker waits to run.
+ *
+ *   empty channel; retry engine
+ *   test                                    kworker (R's retry)
+ *   io_submit(PREAD R 100)                  R queued, armed
+ *   arm retry_start
+ *   write(10) ---------------------------->  10 in the ring, R kicked
+ *                                            parks before the mutex
+ *   io_cancel(R)  |  thread: io_destroy      R KICKED: flagged cancelled
+ *   (io_destroy: until fdinfo shows R " cancelled")
+ *   release ------------------------------>  R cancelled: moves nothing
+ *   R completes -ECANCELED (io_cancel: reaped; io_destroy: it returns)
+ *   read (nonblocking) --> the 10 bytes
+ */
+FIXTURE(cancel_by) {
+	struct race r;
+};
+
+FIXTURE_VARIANT(cancel_by) {
+	bool destroy;
+};
+
+FIXTURE_VARIANT_ADD(cancel_by, io_cancel) {
+	.destroy = false,
+};
+
+FIXTURE_VARIANT_ADD(cancel_by, io_destroy) {
+	.destroy = true,
+};
+
+FIXTURE_SETUP(cancel_by)
+{
+	race_setup(_metadata, &self->r, AIOPIPE_ENGINE_RETRY);
+}
+
+FIXTURE_TEARDOWN(cancel_by)
+{
+	race_teardown(&self->r);
+}
+
+TEST_F(cancel_by, kicked_read_cancel_moves_nothing)
+{
+	struct race *r = &self->r;
+	char *rbuf = page_buf(PAGE), buf[64], line[256];
+	struct op dop = { .ctx = r->ctx };
+	struct io_event ev;
+	struct ap_call d;
+	struct iocb cb;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, rbuf);
+	io_prep_pread(&cb, r->fds[0], rbuf, 100, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued retry",
+				    NULL, 0));
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RETRY_START));
+	ASSERT_EQ(10, write(r->fds[1], "0123456789", 10));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RETRY_START, 1, AP_LONG_MS));
+	EXPECT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " kicked retry",
+				    line, sizeof(line)));
+
+	if (variant->destroy) {
+		r->ctx = 0;	/* D destroys it */
+		ASSERT_EQ(0, ap_call_start(&d, op_destroy, &dop));
+		EXPECT_TRUE(ap_wait_fdinfo_req(r->fds[0], "read", " cancelled",
+					       AP_LONG_MS));
+	} else {
+		EXPECT_EQ(-EINPROGRESS, io_cancel(r->ctx, &cb, &ev));
+		EXPECT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " cancelled",
+					    NULL, 0));
+	}
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RETRY_START));
+
+	if (variant->destroy) {
+		ASSERT_TRUE(ap_call_join(&d, AP_LONG_MS));
+		EXPECT_EQ(0, d.ret);
+	} else {
+		EXPECT_EQ(-ECANCELED, ap_reap1(r->ctx, &ev));
+	}
+	EXPECT_EQ(10, ap_read_now(r->fds[0], buf, sizeof(buf)));
+	EXPECT_EQ(0, memcmp(buf, "0123456789", 10));
+}
+
+/*
+ *   capacity 4096, full; retry engine
+ *   test                                    kworker (W's retry)
+ *   io_submit(PWRITE W 100)                 W queued, armed
+ *   arm retry_start
+ *   read(4096) --------------------------->  room: W kicked
+ *                                            parks before the mutex
+ *   io_cancel(W) ------------------------->  W KICKED: flagged cancelled
+ *   release ------------------------------>  W cancelled: moves nothing
+ *   W completes -ECANCELED
+ *   read (nonblocking) --> EAGAIN: none of W's bytes are in the stream
+ */
+TEST_F(retry, kicked_write_cancel_moves_nothing)
+{
+	struct race *r = &self->r;
+	char *fill = page_buf(PAGE), *buf = page_buf(2 * PAGE);
+	char wbuf[100];
+	struct io_event ev;
+	struct iocb cb;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, fill);
+	ASSERT_NE(NULL, buf);
+	ap_fill(fill, RING, 0);
+	ap_fill(wbuf, sizeof(wbuf), RING);
+	ASSERT_EQ(RING, write(r->fds[1], fill, RING));
+	io_prep_pwrite(&cb, r->fds[1], wbuf, sizeof(wbuf), 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "write", " queued retry",
+				    NULL, 0));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RETRY_START));
+	ASSERT_EQ(RING, read(r->fds[0], buf, RING));
+	EXPECT_EQ(-1, ap_check(buf, RING, 0));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RETRY_START, 1, AP_LONG_MS));
+	EXPECT_EQ(1, ap_fdinfo_reqs(r->fds[0], "write", " kicked retry",
+				    NULL, 0));
+	EXPECT_EQ(-EINPROGRESS, io_cancel(r->ctx, &cb, &ev));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RETRY_START));
+
+	EXPECT_EQ(-ECANCELED, ap_reap1(r->ctx, &ev));
+	EXPECT_EQ(-EAGAIN, ap_read_now(r->fds[0], buf, 2 * PAGE));
+}
+
+/*
+ * io_cancel empties the read queue while a direct read is being queued
+ * behind it, with bytes in the ring whose wakeup has not gone out yet.
+ *
+ *   empty channel; R0: a retry read, then the channel goes direct
+ *   test               thread W              thread S                aiopipe
+ *   io_submit(PREAD R0 100)                                          R0 queued, armed
+ *   SET_ENGINE direct
+ *   arm write_unlocked
+ *                      write(10) ------------------------------->    10 in the ring
+ *                      parks: mutex dropped,                         R0 still queued
+ *                      wakeup not sent
+ *   arm queue_prepared
+ *                                            io_submit(PREAD S 100)  readers ahead (R0):
+ *                                            parks, mutex held       S pinned, cancel
+ *                                                                    fn set, not listed
+ *   io_cancel(R0) ------------------------------------------------->  R0 QUEUED: taken
+ *   release S ---------------------------->  S listed, alone, with
+ *                                            10 bytes in the ring
+ *   release W -------> write returns 10
+ *   R0: -ECANCELED; S: 10 bytes; no kernel warning (taint bit 9)
+ */
+TEST_F(retry, queue_race_no_warn)
+{
+	struct race *r = &self->r;
+	char *b0 = page_buf(PAGE), *bs = page_buf(PAGE);
+	struct op wo = { .fd = r->fds[1], .buf = "0123456789", .len = 10 };
+	struct iocb cb0, cbs, *cbp = &cbs;
+	struct op so = { .ctx = r->ctx, .cb = cbp };
+	struct io_event ev[2];
+	long taint_before, taint_after;
+	long res0 = LONG_MIN, ress = LONG_MIN;
+	struct ap_call w, s;
+	int i, n;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, b0);
+	ASSERT_NE(NULL, bs);
+	taint_before = ap_tainted();
+	ASSERT_LE(0, taint_before);
+	if (taint_before & AP_TAINT_WARN)
+		TH_LOG("already tainted by a warning (%ld): a new one does not show",
+		       taint_before);
+
+	io_prep_pread(&cb0, r->fds[0], b0, 100, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb0));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued retry",
+				    NULL, 0));
+	ASSERT_EQ(0, aiopipe_set_engine(r->fds[0], AIOPIPE_ENGINE_DIRECT));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_WRITE_UNLOCKED));
+	ASSERT_EQ(0, ap_call_start(&w, op_write, &wo));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_WRITE_UNLOCKED, 1, AP_LONG_MS));
+	EXPECT_EQ(10, ap_fionread(r->fds[0]));
+	EXPECT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued retry",
+				    NULL, 0));
+
+	io_prep_pread(&cbs, r->fds[0], bs, 100, 0);
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_QUEUE_PREPARED));
+	ASSERT_EQ(0, ap_call_start(&s, op_submit, &so));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_QUEUE_PREPARED, 1, AP_LONG_MS));
+
+	EXPECT_EQ(-EINPROGRESS, io_cancel(r->ctx, &cb0, &ev[0]));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_QUEUE_PREPARED));
+	ASSERT_TRUE(ap_call_join(&s, AP_LONG_MS));
+	EXPECT_EQ(1, s.ret);
+	ASSERT_EQ(0, ap_release(&r->pt, AP_WRITE_UNLOCKED));
+	ASSERT_TRUE(ap_call_join(&w, AP_LONG_MS));
+	EXPECT_EQ(10, w.ret);
+
+	n = ap_getevents(r->ctx, 2, 2, ev, AP_LONG_MS);
+	EXPECT_EQ(2, n);
+	for (i = 0; i < n; i++) {
+		if (ev[i].obj == &cb0)
+			res0 = (long)ev[i].res;
+		else if (ev[i].obj == &cbs)
+			ress = (long)ev[i].res;
+	}
+	EXPECT_EQ(-ECANCELED, res0);
+	EXPECT_EQ(10, ress);
+	EXPECT_EQ(0, memcmp(bs, "0123456789", 10));
+	taint_after = ap_tainted();
+	EXPECT_EQ(0L, (taint_after & ~taint_before) & AP_TAINT_WARN)
+		TH_LOG("tainted %ld -> %ld: the kernel warned", taint_before,
+		       taint_after);
+}
+
+/*
+ *   the ring holds 1 byte
+ *   test             thread Q                thread A              thread B
+ *   arm read_locked
+ *                    read(1): parks,
+ *                    mutex held
+ *                                            preadv2(RWF_NOWAIT)   pwritev2(RWF_NOWAIT)
+ *                                            -1/EAGAIN in 1 s      -1/EAGAIN in 1 s
+ *   release -------> read returns 1
+ */
+TEST_F(retry, nowait_does_not_sleep_on_the_mutex)
+{
+	struct race *r = &self->r;
+	char qbuf[1], abuf[16];
+	struct op qo = { .fd = r->fds[0], .buf = qbuf, .len = 1 };
+	struct op ao = { .fd = r->fds[0], .buf = abuf, .len = sizeof(abuf) };
+	struct op bo = { .fd = r->fds[1], .buf = "b", .len = 1 };
+	struct ap_call q, a, b;
+	bool a_back, b_back;
+	int64_t t0;
+
+	RACE_BEGIN(r);
+	ASSERT_EQ(1, write(r->fds[1], "q", 1));
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_READ_LOCKED));
+	ASSERT_EQ(0, ap_call_start(&q, op_read, &qo));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_READ_LOCKED, 1, AP_LONG_MS));
+
+	t0 = ap_now_ns();
+	ASSERT_EQ(0, ap_call_start(&a, op_preadv2_nowait, &ao));
+	ASSERT_EQ(0, ap_call_start(&b, op_pwritev2_nowait, &bo));
+	a_back = ap_call_wait(&a, NOWAIT_MS);
+	b_back = ap_call_wait(&b, (int)(NOWAIT_MS > ap_ms_since(t0) ?
+					 NOWAIT_MS - ap_ms_since(t0) : 0));
+	EXPECT_TRUE(a_back) TH_LOG("preadv2(RWF_NOWAIT) waited for the mutex");
+	EXPECT_TRUE(b_back) TH_LOG("pwritev2(RWF_NOWAIT) waited for the mutex");
+
+	ASSERT_EQ(0, ap_release(&r->pt, AP_READ_LOCKED));
+	ASSERT_TRUE(ap_call_join(&q, AP_LONG_MS));
+	ASSERT_TRUE(ap_call_join(&a, AP_LONG_MS));
+	ASSERT_TRUE(ap_call_join(&b, AP_LONG_MS));
+	EXPECT_EQ(1, q.ret);
+	EXPECT_EQ('q', qbuf[0]);
+	EXPECT_EQ(-1, a.ret);
+	EXPECT_EQ(EAGAIN, a.err);
+	EXPECT_EQ(-1, b.ret);
+	EXPECT_EQ(EAGAIN, b.err);
+}
+
+/*
+ *   max_capacity M (module parameter); the channel grown past it by root
+ *   test (root)                      thread T (no CAP_SYS_RESOURCE)
+ *   SET_CAPACITY(2M) -> 2M
+ *   arm resize_start
+ *                                    SET_CAPACITY(2M), "keep the size":
+ *                                    parks before the mutex
+ *   SET_CAPACITY(64K) -> 64K
+ *   release ------------------------> now a grow past M: -1/EPERM
+ *   the capacity stays 64K
+ */
+TEST_F(retry, resize_privilege_checked_under_the_lock)
+{
+	struct race *r = &self->r;
+	long max;
+	struct op to = { .fd = r->fds[1] };
+	struct ap_call t;
+
+	RACE_BEGIN(r);
+	if (!have_cap_sys_resource())
+		SKIP(return, "needs CAP_SYS_RESOURCE to grow past max_capacity first");
+	max = (long)read_ulong("/sys/module/aiopipe/parameters/max_capacity");
+	ASSERT_LT(0, max);
+	ASSERT_GE(1L << 30, max);
+	to.cap = 2 * max;
+	ASSERT_LT(SMALL_CAP, (int)to.cap);
+	ASSERT_EQ((int)to.cap, aiopipe_set_capacity(r->fds[0], to.cap));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RESIZE_START));
+	ASSERT_EQ(0, ap_call_start(&t, op_set_capacity_unprivileged, &to));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RESIZE_START, 1, AP_LONG_MS));
+	EXPECT_EQ(SMALL_CAP, aiopipe_set_capacity(r->fds[0], SMALL_CAP));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RESIZE_START));
+	ASSERT_TRUE(ap_call_join(&t, AP_LONG_MS));
+
+	EXPECT_EQ(-1, t.ret);
+	EXPECT_EQ(EPERM, t.err);
+	EXPECT_EQ(SMALL_CAP, aiopipe_get_capacity(r->fds[0]));
+}
+
+TEST_HARNESS_MAIN
