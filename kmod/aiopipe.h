@@ -152,6 +152,7 @@ struct aiopipe_req {
 	const struct cred *cred;	/* retry: submitter's credentials */
 	unsigned long fault_addr;	/* retry: the range to fault in */
 	size_t fault_len;
+	unsigned int fault_repeats;	/* faults in a row at fault_addr */
 	struct mm_struct *pin_mm;	/* direct: pinned_vm charged (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];

@@ -115,10 +115,14 @@ enum aiopipe_step {
 /*
  * Where a copy from or to the submitter's memory stopped short, as a
  * range for fault_work: the rest of the current segment, at most
- * AIOPIPE_FAULT_MAX bytes.  A second short copy at the same place after a
- * fault-in that mapped nothing is a real -EFAULT.
+ * AIOPIPE_FAULT_MAX bytes.  A short copy after a fault-in that mapped
+ * nothing is a real -EFAULT; so is one that keeps stopping at the same
+ * address although the fault-in succeeds (memory the worker may not touch
+ * even when present, such as a protection key the submitter's PKRU
+ * opens): the request never loops between the two.
  */
 #define AIOPIPE_FAULT_MAX	(16 * PAGE_SIZE)
+#define AIOPIPE_FAULT_REPEATS	3
 
 static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 						const struct iov_iter *at)
@@ -128,6 +132,10 @@ static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 	if (!req->mm || req->fault_failed || !iov_iter_count(at))
 		return STEP_DONE;
 	seg = aiopipe_iter_seg(at);
+	if (req->fault_addr != (unsigned long)seg.iov_base)
+		req->fault_repeats = 0;
+	else if (++req->fault_repeats >= AIOPIPE_FAULT_REPEATS)
+		return STEP_DONE;
 	req->fault_addr = (unsigned long)seg.iov_base;
 	req->fault_len = min_t(size_t, seg.iov_len, AIOPIPE_FAULT_MAX);
 	return STEP_FAULT;
