@@ -157,6 +157,11 @@ bench-quick:
 	$(TOP)/scripts/bench --quick $(BENCH_ARGS)
 
 # ---- installation as users expect of an out-of-tree module ----------------
+# make install [DESTDIR=...] [PREFIX=/usr/local] [LOAD_AT_BOOT=1]
+# The module is loaded at boot only with LOAD_AT_BOOT=1 (modules-load.d);
+# otherwise "modprobe aiopipe" loads it.  The udev rule gives the named FIFOs
+# to the group "aiopipe", which install does not create: the administrator
+# runs "groupadd --system aiopipe" (docs/semantics.md, threat model).
 install: all
 	install -D -m 0644 $(B)/$(KVER)/aiopipe.ko $(DESTDIR)/lib/modules/$(KVER)/updates/aiopipe.ko
 	install -D -m 0644 uapi/linux/aiopipe.h $(DESTDIR)$(PREFIX)/include/linux/aiopipe.h
@@ -167,7 +172,8 @@ install: all
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiopipe.pc
 	for t in $(INST_TOOLS); do install -D -m 0755 $(B)/bin/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
 	install -D -m 0644 packaging/60-aiopipe.rules $(DESTDIR)/lib/udev/rules.d/60-aiopipe.rules
-	install -D -m 0644 packaging/modules-load.conf $(DESTDIR)/etc/modules-load.d/aiopipe.conf
+	$(if $(filter 1,$(LOAD_AT_BOOT)),install -D -m 0644 packaging/modules-load.conf \
+		$(DESTDIR)/etc/modules-load.d/aiopipe.conf)
 	$(if $(DESTDIR),,depmod -a $(KVER))
 
 uninstall:

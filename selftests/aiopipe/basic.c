@@ -109,7 +109,7 @@ TEST_F(pair, rmmod_refused_while_an_end_is_open)
 
 TEST_F(pair, unknown_ioctl_is_enotty)
 {
-	EXPECT_EQ(-1, ioctl(self->fds[0], _IO(0xAF, 0x7f)));
+	EXPECT_EQ(-1, ioctl(self->fds[0], _IO(AIOPIPE_IOC_MAGIC, 0x7f)));
 	EXPECT_EQ(ENOTTY, errno);
 	EXPECT_EQ(-1, ioctl(self->fds[1], AIOPIPE_IOC_PAIR, NULL));
 	EXPECT_EQ(ENOTTY, errno);

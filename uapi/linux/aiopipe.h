@@ -87,7 +87,11 @@ struct aiopipe_stats {
 	__u64 reserved[8];
 };
 
-#define AIOPIPE_IOC_MAGIC	0xAF
+/*
+ * 0xD4 is unassigned in Documentation/userspace-api/ioctl/ioctl-number.rst
+ * (the nearest entries are 0xCF and 0xDB) and unused by the uapi headers.
+ */
+#define AIOPIPE_IOC_MAGIC	0xD4
 
 /* On /dev/aiopipe: create a pair, like pipe2(). */
 #define AIOPIPE_IOC_PAIR	_IOWR(AIOPIPE_IOC_MAGIC, 0x00, struct aiopipe_pair)
