@@ -30,10 +30,10 @@
 #define AIOPIPE_ERR_KEY		(EPOLLERR | EPOLLOUT | EPOLLWRNORM)
 #define AIOPIPE_DRAIN_KEY	((__force __poll_t)AIOPIPE_POLL_DRAINED)
 /*
- * Internal: a read consumed bytes.  poll never reports it; it only wakes
- * fsync waiters, each of which tests its own mark (file.c).
+ * Internal, never given to the poll wait queue: a read consumed bytes
+ * while somebody waits in fsync; aiopipe_wake() wakes chan->fsync_wq.
  */
-#define AIOPIPE_CONSUMED_KEY	EPOLLMSG
+#define AIOPIPE_CONSUMED_KEY	((__force __poll_t)(1U << 24))
 
 /* Counters: the order is the order of the u64 fields of struct aiopipe_stats. */
 enum aiopipe_stat {
@@ -90,6 +90,7 @@ struct aiopipe_chan {
 	u64 consumed;		/* bytes ever read: the drain barrier's clock */
 	u64 produced;		/* bytes ever put in the ring or a reader */
 	u64 last_req;		/* the id of its latest queued request */
+	unsigned int fsync_waiters;	/* tasks in fsync: wake them as reads go */
 
 	/* under wq.lock */
 	struct list_head rd_pending;
@@ -105,7 +106,8 @@ struct aiopipe_chan {
 
 	/* set once, locklessly: somebody polls for a drain (aiopipe_wake()) */
 	bool drain_wanted;
-	atomic_t fsync_waiters;	/* tasks in fsync: wake them as reads go */
+	wait_queue_head_t fsync_wq;	/* tasks in fsync, never polled */
+	struct work_struct promote_work; /* promote the heads, mutex taken */
 
 	struct fasync_struct *fasync_readers;
 	struct fasync_struct *fasync_writers;
@@ -125,6 +127,7 @@ enum aiopipe_req_state {
 enum aiopipe_kick {
 	KICK_WAKE,	/* a wakeup matched: a retry that moves nothing is futile */
 	KICK_PROMOTE,	/* became head of the list, or must finish */
+	KICK_FAULT,	/* its pages were faulted in: moving nothing is futile */
 };
 
 /* Small requests keep their page vector inline: no allocation to pin. */
@@ -174,6 +177,7 @@ struct aiopipe_req {
 
 /* main.c */
 extern struct workqueue_struct *aiopipe_wq;
+extern struct workqueue_struct *aiopipe_fault_wq;
 extern unsigned int aiopipe_default_capacity;
 extern unsigned int aiopipe_max_capacity;
 extern unsigned int aiopipe_default_engine;
@@ -233,6 +237,7 @@ void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_finish(struct aiopipe_req *req);
 void aiopipe_req_put(struct aiopipe_req *req);
 void aiopipe_req_finish_taken(struct aiopipe_req *req);
+void aiopipe_promote_work(struct work_struct *work);
 struct seq_file;
 void aiopipe_show_fdinfo(struct seq_file *m, struct file *file);
 void aiopipe_finish_list(struct list_head *done);

@@ -353,25 +353,38 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 }
 
 /*
+ * The channel's promote_work: promote both heads under both locks.  One
+ * per channel, so that however many cancelled heads ask for it, at most
+ * one worker waits for the mutex.  Holds a channel reference while queued.
+ */
+void aiopipe_promote_work(struct work_struct *work)
+{
+	struct aiopipe_chan *chan = container_of(work, struct aiopipe_chan,
+						 promote_work);
+
+	mutex_lock(&chan->mutex);
+	spin_lock_irq(&chan->wq.lock);
+	aiopipe_promote_locked(chan, &chan->rd_pending);
+	aiopipe_promote_locked(chan, &chan->wr_pending);
+	spin_unlock_irq(&chan->wq.lock);
+	mutex_unlock(&chan->mutex);
+	aiopipe_chan_put(chan);
+}
+
+/*
  * Finish a request the cancel callback took, from its work item: complete
- * it, then do what the callback could not without the mutex, promote the
- * next in line.
+ * it at once, then have the channel do what the callback could not without
+ * the mutex, promote the next in line.
  */
 void aiopipe_req_finish_taken(struct aiopipe_req *req)
 {
 	struct aiopipe_chan *chan = req->chan;
-	struct list_head *list = aiopipe_pending(chan, req->write);
 	bool promote = req->promote_next;
 
 	kref_get(&chan->ref);
 	aiopipe_req_finish(req);
-	if (promote) {
-		mutex_lock(&chan->mutex);
-		spin_lock_irq(&chan->wq.lock);
-		aiopipe_promote_locked(chan, list);
-		spin_unlock_irq(&chan->wq.lock);
-		mutex_unlock(&chan->mutex);
-	}
+	if (promote && queue_work(aiopipe_wq, &chan->promote_work))
+		return;		/* the work item drops our reference */
 	aiopipe_chan_put(chan);
 }
 

@@ -6,7 +6,8 @@
  *
  *   chan->mutex (sleepable)
  *	protects the ring (ring, cap, head, len), the reader/writer counts,
- *	the produced/consumed clocks and last_req (request ids), and
+ *	the produced/consumed clocks, last_req (request ids) and
+ *	fsync_waiters, and
  *	serialises every transfer.  It is held across copies to and from
  *	pinned pages, and to and from user memory in the caller's own
  *	syscall (a signal reaches it), like pipe->mutex; never across a
@@ -31,8 +32,7 @@
  *	the cancelled request.
  *
  *   No lock: chan->id is set at creation; chan->pinned_pages is an
- *	atomic budget (direct.c); chan->fsync_waiters counts tasks in fsync,
- *	ordered like drain_wanted;
+ *	atomic budget (direct.c);
  *	chan->drain_wanted is set once, ordered by the barriers described at
  *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
  *	wq.lock and read by sleepers as hints only.
@@ -113,6 +113,8 @@ struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 	chan->id = atomic64_inc_return(&aiopipe_chan_ids);
 	mutex_init(&chan->mutex);
 	init_waitqueue_head(&chan->wq);
+	init_waitqueue_head(&chan->fsync_wq);
+	INIT_WORK(&chan->promote_work, aiopipe_promote_work);
 	INIT_LIST_HEAD(&chan->rd_pending);
 	INIT_LIST_HEAD(&chan->wr_pending);
 	chan->cap = capacity;
@@ -331,12 +333,13 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
  * "room" wakeup.  Drain waiters are all woken, but only on a channel
  * where somebody has ever asked for a drain: every other read that empties
  * the ring would walk the queue for nothing.  Called without chan->wq.lock.
- * Fsync waiters, likewise, are woken on every read that consumes bytes,
- * but only while one waits.
+ * Fsync waiters sleep on a queue of their own, which nothing polls: a read
+ * that consumed bytes while one waits (AIOPIPE_CONSUMED_KEY, decided under
+ * the mutex, where fsync counts itself) wakes them all, and each tests its
+ * own mark.
  * The barrier in wq_has_sleeper() pairs with the one in prepare_to_wait()
- * and the one aiopipe_poll() issues after poll_wait() (fsync: the one
- * after its count goes up), so neither the queued entry nor drain_wanted
- * nor fsync_waiters can be missed:
+ * and the one aiopipe_poll() issues after poll_wait(), so neither the
+ * queued entry nor drain_wanted can be missed:
  *
  *   reader (waker)                       drain waiter (poll, fsync)
  *   consumed += n (mutex)                add entry to chan->wq
@@ -349,12 +352,14 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
  */
 void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 {
+	if (key & AIOPIPE_CONSUMED_KEY) {
+		wake_up_all(&chan->fsync_wq);
+		key &= ~AIOPIPE_CONSUMED_KEY;
+	}
 	if (!wq_has_sleeper(&chan->wq))
 		goto fasync;
 	if (!READ_ONCE(chan->drain_wanted))
 		key &= ~AIOPIPE_DRAIN_KEY;
-	if (!atomic_read(&chan->fsync_waiters))
-		key &= ~AIOPIPE_CONSUMED_KEY;
 	if (key & AIOPIPE_HUP_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
 			  poll_to_key(key & AIOPIPE_HUP_KEY));
@@ -364,9 +369,6 @@ void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 	if (key & AIOPIPE_DRAIN_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
 			  poll_to_key(AIOPIPE_DRAIN_KEY));
-	if (key & AIOPIPE_CONSUMED_KEY)
-		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
-			  poll_to_key(AIOPIPE_CONSUMED_KEY));
 fasync:
 	if (key & EPOLLIN)
 		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
@@ -377,6 +379,8 @@ fasync:
 /* Wake every waiter, exclusive or not: an end went away. */
 void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key)
 {
+	if (key & EPOLLERR)
+		wake_up_all(&chan->fsync_wq);	/* readers gone: EPIPE */
 	if (wq_has_sleeper(&chan->wq))
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0, poll_to_key(key));
 	if (key & EPOLLIN)

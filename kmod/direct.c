@@ -336,12 +336,24 @@ size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
 	while (!chan->len && iov_iter_count(to) && !*fault &&
 	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
 		size_t n = aiopipe_direct_drain(req, to, fault);
+		bool pfault = false;
 
 		req->done += n;
 		total += n;
 		aiopipe_count_single(chan, n);
+		/*
+		 * A record of at most PIPE_BUF bytes that has started to move
+		 * finishes now, while it is ours: the rest goes into the ring,
+		 * which is empty and holds at least PIPE_BUF.  Put back in
+		 * line half moved, a cancel would tear it.
+		 */
+		if (req->atomic && n && iov_iter_count(&req->iter))
+			req->done += aiopipe_ring_from_iter(chan, &req->iter,
+							    aiopipe_free(chan),
+							    &pfault);
 		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
 				done);
+		aiopipe_pause(AIOPIPE_PAUSE_DRAIN_UNCLAIMED, chan->id);
 	}
 	aiopipe_peer_pull_writes(chan, done);
 	return total;

@@ -235,21 +235,25 @@ int aiopipe_fifo_init(unsigned int count)
 		fifo->cdev.owner = THIS_MODULE;
 		ret = cdev_add(&fifo->cdev, devt, 1);
 		if (ret)
-			goto unwind;
+			goto short_of_nodes;
 		dev = device_create(aiopipe_fifo_class, NULL, devt, fifo,
 				    "aiopipe%u", i);
 		if (IS_ERR(dev)) {
 			ret = PTR_ERR(dev);
 			cdev_del(&fifo->cdev);
-			goto unwind;
+			goto short_of_nodes;
 		}
 		aiopipe_nr_fifos = i + 1;
 	}
 	return 0;
 
-unwind:
-	aiopipe_fifo_exit();
-	return ret;
+	/*
+	 * A node made is visible and may be open already: keep the ones made
+	 * (aiopipe_fifo_exit() removes them at unload) rather than unwind.
+	 */
+short_of_nodes:
+	pr_warn("only %u of %u named FIFOs: %d\n", i, count, ret);
+	return 0;
 unregister_region:
 	unregister_chrdev_region(aiopipe_fifo_base, count);
 free:
@@ -258,7 +262,10 @@ free:
 	return ret;
 }
 
-/* Undo aiopipe_fifo_init(); every node file is closed (they hold the module). */
+/*
+ * Undo aiopipe_fifo_init(), or what it made of it; every node file is
+ * closed (they hold the module).
+ */
 void aiopipe_fifo_exit(void)
 {
 	if (!aiopipe_fifos)

@@ -185,7 +185,9 @@ __poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
 		key |= AIOPIPE_READ_KEY;
 	if (chan->consumed == chan->produced)
 		key |= AIOPIPE_DRAIN_KEY;
-	return key | AIOPIPE_CONSUMED_KEY;
+	if (chan->fsync_waiters)
+		key |= AIOPIPE_CONSUMED_KEY;
+	return key;
 }
 
 /*
@@ -505,15 +507,20 @@ static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
 	 */
 	if (current->flags & PF_KTHREAD)
 		return -EOPNOTSUPP;
-	/* seen by aiopipe_wake() after its barrier: see the timeline there */
-	atomic_inc(&chan->fsync_waiters);
-	smp_mb__after_atomic();
+	/*
+	 * Counted under the mutex: a read after this section sees the count
+	 * and wakes fsync_wq (its lock orders that wakeup against our
+	 * prepare_to_wait()); a read before it is in the clock we test.
+	 */
 	mutex_lock(&chan->mutex);
+	chan->fsync_waiters++;
 	mark = chan->produced;
 	mutex_unlock(&chan->mutex);
-	ret = aiopipe_wait(chan, AIOPIPE_CONSUMED_KEY | EPOLLERR,
-			   aiopipe_drained, mark);
-	atomic_dec(&chan->fsync_waiters);
+	ret = wait_event_interruptible(chan->fsync_wq,
+				       aiopipe_drained(chan, mark));
+	mutex_lock(&chan->mutex);
+	chan->fsync_waiters--;
+	mutex_unlock(&chan->mutex);
 	if (ret)
 		return ret;
 	return READ_ONCE(chan->consumed) >= mark ? 0 : -EPIPE;

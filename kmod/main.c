@@ -11,6 +11,7 @@
 #include <linux/moduleparam.h>
 
 struct workqueue_struct *aiopipe_wq;
+struct workqueue_struct *aiopipe_fault_wq;
 
 unsigned int aiopipe_default_capacity = 65536;
 module_param_named(capacity, aiopipe_default_capacity, uint, 0444);
@@ -154,32 +155,48 @@ static int __init aiopipe_init(void)
 	aiopipe_wq = alloc_workqueue("aiopipe", 0, 0);
 	if (!aiopipe_wq)
 		return -ENOMEM;
+	/*
+	 * Fault-ins may wait as long as a user's page fault does (a FUSE
+	 * daemon, a userfaultfd): their own unbound queue, so they can never
+	 * hold back a retry or the completion of a cancel.
+	 */
+	ret = -ENOMEM;
+	aiopipe_fault_wq = alloc_workqueue("aiopipe_fault", WQ_UNBOUND, 0);
+	if (!aiopipe_fault_wq)
+		goto destroy_wq;
 	ret = aiopipe_stats_init();
 	if (ret)
-		goto destroy_wq;
+		goto destroy_fault_wq;
 	ret = aiopipe_fault_init();
 	if (ret)
 		goto stats_exit;
 	ret = aiopipe_pause_init(aiopipe_pause_points);
 	if (ret)
 		goto fault_exit;
-	/* user-visible interfaces last: nothing can be opened half set up */
-	ret = aiopipe_fifo_init(aiopipe_nr_fifo_nodes);
-	if (ret)
-		goto pause_exit;
+	/*
+	 * User-visible interfaces last, and nothing may fail once one is
+	 * visible (a file opened while the module is COMING would outlive a
+	 * failed init): the factory is the last step that can fail; the
+	 * named FIFOs, after it, keep the nodes they could make.
+	 */
 	ret = aiopipe_factory_init();
 	if (ret)
-		goto fifo_exit;
+		goto pause_exit;
+	ret = aiopipe_fifo_init(aiopipe_nr_fifo_nodes);
+	if (ret) {
+		pr_warn("no named FIFOs: %d\n", ret);
+		ret = 0;
+	}
 	return 0;
 
-fifo_exit:
-	aiopipe_fifo_exit();
 pause_exit:
 	aiopipe_pause_exit();
 fault_exit:
 	aiopipe_fault_exit();
 stats_exit:
 	aiopipe_stats_exit();
+destroy_fault_wq:
+	destroy_workqueue(aiopipe_fault_wq);
 destroy_wq:
 	destroy_workqueue(aiopipe_wq);
 	return ret;
@@ -192,11 +209,12 @@ destroy_wq:
  */
 static void __exit aiopipe_exit(void)
 {
-	aiopipe_factory_exit();
 	aiopipe_fifo_exit();
+	aiopipe_factory_exit();
 	aiopipe_pause_exit();
 	aiopipe_fault_exit();
 	aiopipe_stats_exit();
+	destroy_workqueue(aiopipe_fault_wq);
 	destroy_workqueue(aiopipe_wq);
 }
 

@@ -33,6 +33,7 @@ static struct dentry *aiopipe_pause_root;	/* ours to remove, if we made it */
 
 static const char *const aiopipe_pause_names[AIOPIPE_NR_PAUSE] = {
 	[AIOPIPE_PAUSE_PULL_UNCLAIMED] = "pull_unclaimed",
+	[AIOPIPE_PAUSE_DRAIN_UNCLAIMED] = "drain_unclaimed",
 	[AIOPIPE_PAUSE_RETRY_START] = "retry_start",
 	[AIOPIPE_PAUSE_RETRY_CLAIMED] = "retry_claimed",
 	[AIOPIPE_PAUSE_QUEUE_PREPARED] = "queue_prepared",

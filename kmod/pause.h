@@ -31,6 +31,8 @@
 enum aiopipe_pause_point {
 	/* reader: a direct write pulled into the ring is QUEUED again (mutex) */
 	AIOPIPE_PAUSE_PULL_UNCLAIMED,
+	/* reader: a pending direct write it drained is QUEUED again (mutex) */
+	AIOPIPE_PAUSE_DRAIN_UNCLAIMED,
 	/* retry worker: its request is KICKED, mutex not yet taken */
 	AIOPIPE_PAUSE_RETRY_START,
 	/* retry worker: request claimed (BUSY), mutex held, nothing moved */

@@ -21,6 +21,7 @@
 
 #include <linux/cred.h>
 #include <linux/kthread.h>
+#include <linux/module.h>
 #include <linux/pagemap.h>
 #include <linux/uaccess.h>
 #include <linux/sched/mm.h>
@@ -175,6 +176,12 @@ static ssize_t aiopipe_retry_write_atomic(struct aiopipe_chan *chan,
 	moved = aiopipe_move_in(chan, &from, left, done, &fault);
 	iov_iter_advance(&req->iter, moved);
 	kfree(buf);
+	/* only an injected copy failure stops a copy from a kernel buffer */
+	if (fault) {
+		req->done += moved;
+		*step = STEP_DONE;
+		return -EFAULT;
+	}
 	return moved;
 }
 
@@ -214,7 +221,7 @@ static enum aiopipe_step aiopipe_retry_move(struct aiopipe_chan *chan,
 		if (chan->len > len_before)
 			*key |= AIOPIPE_READ_KEY;
 		req->done += moved;
-		if (fault && step != STEP_FAULT)
+		if (fault && step == STEP_PARK)
 			step = aiopipe_retry_fault_at(req, &req->iter);
 		if (step == STEP_FAULT && chan->readers)
 			return STEP_FAULT;
@@ -309,8 +316,8 @@ static void aiopipe_retry_step(struct aiopipe_chan *chan,
 	step = aiopipe_retry_move(chan, req, done, key);
 	if (req->mm)
 		pagefault_enable();
-	futile = req->done == before && step == STEP_PARK &&
-		 req->kick == KICK_WAKE;
+	futile = req->done == before && step != STEP_DONE &&
+		 req->kick != KICK_PROMOTE;
 	/* traced first: whoever sees the counter finds the event */
 	trace_aiopipe_retry(req, req->done - before, step == STEP_DONE,
 			    futile);
@@ -334,7 +341,7 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 {
 	struct aiopipe_chan *chan = req->chan;
 	struct mm_struct *mm = req->direct ? NULL : req->mm;
-	const struct cred *old_cred = NULL;
+	const struct cred *cred = NULL, *old_cred = NULL;
 	__poll_t key = 0;
 	LIST_HEAD(done);
 
@@ -350,8 +357,10 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 	}
 	kref_get(&chan->ref);
 	if (mm) {
+		/* our own reference: once published, @req may be freed */
+		cred = get_cred(req->cred);
 		kthread_use_mm(mm);
-		old_cred = override_creds(req->cred);
+		old_cred = override_creds(cred);
 	}
 	aiopipe_pause(AIOPIPE_PAUSE_RETRY_START, chan->id);
 	mutex_lock(&chan->mutex);
@@ -360,6 +369,7 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 	mutex_unlock(&chan->mutex);
 	if (mm) {
 		revert_creds(old_cred);
+		put_cred(cred);
 		kthread_unuse_mm(mm);
 		mmput_async(mm);
 	}
@@ -374,7 +384,8 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
  * faults the range in with no lock held (the shape of generic_perform_write:
  * copy with faults disabled under the lock, fault in outside it).  A cancel
  * may complete the request meanwhile; fault_work's reference keeps the
- * memory.  wq.lock held.
+ * memory, and its module reference makes rmmod refuse (EBUSY) rather than
+ * wait in destroy_workqueue() for a fault that may never end.  wq.lock held.
  */
 void aiopipe_fault_in_locked(struct aiopipe_req *req)
 {
@@ -382,15 +393,18 @@ void aiopipe_fault_in_locked(struct aiopipe_req *req)
 	req->state = RQ_FAULTING;
 	aiopipe_heads_changed_locked(req->chan);
 	kref_get(&req->ref);
-	queue_work(aiopipe_wq, &req->fault_work);
+	__module_get(THIS_MODULE);
+	queue_work(aiopipe_fault_wq, &req->fault_work);
 }
 
 /*
  * Fault the submitter's pages in, as the submitter (its mm and its
  * credentials), holding nothing another context waits for: if the fault
  * never ends (a userfaultfd nobody serves, a FUSE daemon that hangs), only
- * this request waits, and io_cancel() or the submitter's exit still
- * complete it.  Then retry, unless it was completed meanwhile.
+ * this request (and, as in a pipe, those in line behind it) waits;
+ * io_cancel() still completes it, and the submitter still dies of SIGKILL,
+ * though its address space, and so its AIO context, stay until the fault
+ * ends.  Then retry, unless the request was completed meanwhile.
  */
 static void aiopipe_fault_work(struct work_struct *work)
 {
@@ -415,10 +429,11 @@ static void aiopipe_fault_work(struct work_struct *work)
 	spin_lock_irq(&chan->wq.lock);
 	if (req->state == RQ_FAULTING) {
 		req->fault_failed = left == len;
-		aiopipe_kick_locked(req, KICK_PROMOTE);
+		aiopipe_kick_locked(req, KICK_FAULT);
 	}
 	spin_unlock_irq(&chan->wq.lock);
 	aiopipe_req_put(req);
+	module_put(THIS_MODULE);
 }
 
 static void aiopipe_req_work(struct work_struct *work)

@@ -45,6 +45,7 @@ enum ap_point {
 	AP_WRITE_UNLOCKED,	/* writer dropped the mutex, wakeup not sent */
 	AP_READ_LOCKED,		/* reader holds the mutex, about to move bytes */
 	AP_RESIZE_START,	/* SET_CAPACITY: ring allocated, no mutex yet */
+	AP_DRAIN_UNCLAIMED,	/* reader drained part of a direct write, re-QUEUED it */
 	AP_NR_POINTS
 };
 
@@ -56,6 +57,7 @@ static const char *const ap_point_names[AP_NR_POINTS] = {
 	[AP_WRITE_UNLOCKED] = "write_unlocked",
 	[AP_READ_LOCKED] = "read_locked",
 	[AP_RESIZE_START] = "resize_start",
+	[AP_DRAIN_UNCLAIMED] = "drain_unclaimed",
 };
 
 /* The point files of one test, all armed for one channel. */

@@ -306,6 +306,68 @@ TEST_F(direct, pull_unclaimed_then_cancel)
  *   release                                                R2 would take it
  *   read (nonblocking) --> the 10 bytes
  */
+/*
+ * A record of at most PIPE_BUF bytes that a reader has started to drain
+ * straight from its pinned page is finished before the reader lets go:
+ * a cancel that comes then finds nothing half moved.
+ *
+ *   main                        reader Q                  kernel
+ *   fill the ring (4096)
+ *   PWRITE W 100 (direct)                                 W queued
+ *   arm drain_unclaimed
+ *                               read(4096 + 30)           the ring, then 30
+ *                                                         bytes of W straight
+ *                               (parks, mutex held)       from its page; W let go
+ *   io_cancel(W)
+ *   release
+ *                               returns 4126
+ *   W's result; read the rest:  W's other 70 bytes, never a torn record
+ */
+TEST_F(direct, drained_record_is_finished_before_a_cancel)
+{
+	struct race *r = &self->r;
+	size_t rec = 100, want = RING + 30;
+	char *src = page_buf(2 * PAGE), *buf = page_buf(2 * PAGE);
+	struct op qo = { .fd = r->fds[0], .buf = buf, .len = want };
+	struct io_event ev;
+	char rest[256];
+	struct ap_call q;
+	struct iocb cb;
+	long rest_n;
+	int ret;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, src);
+	ASSERT_NE(NULL, buf);
+	ap_fill(src, 2 * PAGE, 0);
+	ASSERT_EQ(RING, write(r->fds[1], src, RING));
+	io_prep_pwrite(&cb, r->fds[1], src + RING, rec, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "write", " queued direct done 0",
+				    rest, sizeof(rest)))
+		TH_LOG("the write is not a queued direct request");
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_DRAIN_UNCLAIMED));
+	ASSERT_EQ(0, ap_call_start(&q, op_read, &qo));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_DRAIN_UNCLAIMED, 1, AP_LONG_MS));
+	ret = io_cancel(r->ctx, &cb, &ev);
+	TH_LOG("io_cancel while the reader is parked: %d", ret);
+	ASSERT_EQ(0, ap_release(&r->pt, AP_DRAIN_UNCLAIMED));
+	ASSERT_TRUE(ap_call_join(&q, AP_LONG_MS));
+	EXPECT_EQ((long)want, q.ret);
+	EXPECT_EQ(-1, ap_check(buf, want, 0));
+
+	ASSERT_EQ(1, ap_getevents(r->ctx, 1, 1, &ev, GUARD_MS));
+	EXPECT_EQ((long)rec, (long)ev.res) TH_LOG("W completed with %ld",
+						  (long)ev.res);
+	rest_n = ap_read_now(r->fds[0], rest, sizeof(rest));
+	EXPECT_EQ((long)rec - 30, rest_n)
+		TH_LOG("torn record: 30 bytes of W read, %ld of its last 70 left",
+		       rest_n);
+	if (rest_n > 0)
+		EXPECT_EQ(-1, ap_check(rest, rest_n, want));
+}
+
 TEST_F(direct, destroy_does_not_kick_direct_reads)
 {
 	struct race *r = &self->r;
