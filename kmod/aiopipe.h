@@ -22,6 +22,7 @@
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 #include <linux/bvec.h>
+#include <linux/percpu.h>
 #include <linux/aiopipe.h>
 
 #define AIOPIPE_READ_KEY	(EPOLLIN | EPOLLRDNORM)
@@ -63,8 +64,16 @@ enum aiopipe_stat {
 	AP_NR_STATS
 };
 
+/*
+ * A channel's counters.  Those of its hot paths are plain, each updated
+ * under the one lock its sites hold (the mutex, or wq.lock for the wake
+ * and cancel callbacks; stats.c says which), so a read or a write costs no
+ * atomic read-modify-write; the others are atomics.  Readers take a
+ * snapshot without locks.
+ */
 struct aiopipe_counters {
-	atomic64_t v[AP_NR_STATS];
+	u64 locked[AP_NR_STATS];
+	atomic64_t shared[AP_NR_STATS];
 };
 
 /* The pipe object: see the LOCKING comment in channel.c. */
@@ -79,7 +88,7 @@ struct aiopipe_chan {
 	wait_queue_head_t wq;
 
 	/* under mutex */
-	char *ring;
+	struct page **ring;	/* cap / PAGE_SIZE pages */
 	u32 cap;
 	u32 head;
 	u32 len;
@@ -119,8 +128,7 @@ enum aiopipe_req_state {
 	RQ_QUEUED,	/* on a pending list, idle (armed if retry and head) */
 	RQ_KICKED,	/* on a pending list, its work item is queued */
 	RQ_BUSY,	/* on a pending list, an owner is moving its bytes */
-	RQ_FAULTING,	/* on a pending list, its pages are being faulted in
-			 * (fault_work), no lock held, nothing moves */
+	RQ_FAULTING,	/* on a pending list, fault_work faults its pages in */
 	RQ_DONE,	/* off the list; whoever set DONE completes it */
 };
 
@@ -278,7 +286,56 @@ size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
 				 bool *fault);
 
 /* stats.c */
-void aiopipe_stat_add(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n);
+struct aiopipe_pcpu_counters {
+	s64 v[AP_NR_STATS];
+};
+
+DECLARE_PER_CPU(struct aiopipe_pcpu_counters, aiopipe_global);
+
+/* Which lock a per-channel counter is updated under; none: an atomic. */
+enum aiopipe_stat_lock { AP_LOCK_NONE, AP_LOCK_MUTEX, AP_LOCK_WQ };
+
+static __always_inline enum aiopipe_stat_lock
+aiopipe_stat_lock(enum aiopipe_stat s)
+{
+	switch (s) {
+	case AP_SYNC_READS ... AP_FUTILE_RETRIES:
+	case AP_BYTES_SINGLE_COPY ... AP_BYTES_RING:
+	case AP_BYTES_BUFFERED:
+		return AP_LOCK_MUTEX;
+	case AP_WAKEUPS_DELIVERED ... AP_CANCELS:
+		return AP_LOCK_WQ;
+	default:
+		return AP_LOCK_NONE;
+	}
+}
+
+/*
+ * Count @n in the channel's copy (plain, under the lock its class names,
+ * or atomic) and in this CPU's global one.  Inline: @s is a constant at
+ * almost every site, so the class is decided at compile time.
+ */
+static __always_inline void aiopipe_stat_add(struct aiopipe_chan *chan,
+					     enum aiopipe_stat s, s64 n)
+{
+	switch (aiopipe_stat_lock(s)) {
+	case AP_LOCK_MUTEX:
+		lockdep_assert_held(&chan->mutex);
+		WRITE_ONCE(chan->stats.locked[s], chan->stats.locked[s] + n);
+		break;
+	case AP_LOCK_WQ:
+		lockdep_assert_held(&chan->wq.lock);
+		WRITE_ONCE(chan->stats.locked[s], chan->stats.locked[s] + n);
+		break;
+	case AP_LOCK_NONE:
+		if (s != AP_CHANNELS)
+			atomic64_add(n, &chan->stats.shared[s]);
+		break;
+	}
+	this_cpu_add(aiopipe_global.v[s], n);
+}
+
+void aiopipe_stat_gone(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n);
 void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n);
 void aiopipe_stats_fill(struct aiopipe_chan *chan, struct aiopipe_stats *st);
 int aiopipe_stats_copy(struct aiopipe_chan *chan, void __user *arg);

@@ -421,7 +421,7 @@ static void aiopipe_show_pending(struct seq_file *m, struct aiopipe_chan *chan,
 
 	list_for_each_entry(req, list, node) {
 		if (n++ == AIOPIPE_FDINFO_REQS) {
-			pending = atomic64_read(&chan->stats.v[write ?
+			pending = atomic64_read(&chan->stats.shared[write ?
 					AP_PENDING_WRITES : AP_PENDING_READS]);
 			seq_printf(m, "%s:\t%lld more\n", dir,
 				   max_t(s64, pending - AIOPIPE_FDINFO_REQS, 1));

@@ -70,21 +70,51 @@
 #include <linux/log2.h>
 #include <linux/cred.h>
 #include <linux/sched/user.h>
-#include <linux/vmalloc.h>
+#include <linux/highmem.h>
 
 static atomic64_t aiopipe_chan_ids;
 
-static inline void *aiopipe_kvmalloc(size_t size)
+/*
+ * The ring is an array of pages, as a pipe's buffers are pages: a user
+ * copy goes to or from one page at a time with copy_page_{to,from}_iter(),
+ * never to a slab object, so hardened usercopy has nothing to refuse.
+ */
+static void aiopipe_ring_free(struct page **pages, u32 cap)
 {
+	u32 i;
+
+	if (!pages)
+		return;
+	for (i = 0; i < cap >> PAGE_SHIFT; i++)
+		if (pages[i])
+			__free_page(pages[i]);
+	kvfree(pages);
+}
+
+static struct page **aiopipe_ring_alloc(u32 cap)
+{
+	u32 i, n = cap >> PAGE_SHIFT;
+	struct page **pages;
+
 	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
 		return NULL;
 	/*
-	 * The size comes from user space: one the allocator refuses (kvmalloc
-	 * WARNs above INT_MAX) or cannot find is ENOMEM, not a kernel warning
-	 * or an OOM kill.
+	 * The size comes from user space: one the allocator refuses or
+	 * cannot find is ENOMEM, not a kernel warning or an OOM kill.
 	 */
-	return kvmalloc(size, GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
-			__GFP_RETRY_MAYFAIL);
+	pages = kvcalloc(n, sizeof(*pages), GFP_KERNEL_ACCOUNT | __GFP_NOWARN |
+			 __GFP_RETRY_MAYFAIL);
+	if (!pages)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		pages[i] = alloc_page(GFP_HIGHUSER | __GFP_ACCOUNT |
+				      __GFP_NOWARN | __GFP_RETRY_MAYFAIL);
+		if (!pages[i]) {
+			aiopipe_ring_free(pages, cap);
+			return NULL;
+		}
+	}
+	return pages;
 }
 
 /*
@@ -106,7 +136,7 @@ struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 		ret = -ENFILE;
 		goto put_user;
 	}
-	chan->ring = aiopipe_kvmalloc(capacity);
+	chan->ring = aiopipe_ring_alloc(capacity);
 	if (!chan->ring)
 		goto uncharge;
 	kref_init(&chan->ref);
@@ -138,10 +168,10 @@ static void aiopipe_chan_free(struct kref *ref)
 	WARN_ON_ONCE(!list_empty(&chan->rd_pending));
 	WARN_ON_ONCE(!list_empty(&chan->wr_pending));
 	WARN_ON_ONCE(atomic_read(&chan->pinned_pages));
-	aiopipe_stat_add(chan, AP_BYTES_BUFFERED, -(s64)chan->len);
-	aiopipe_stat_add(chan, AP_CHANNELS, -1);
+	aiopipe_stat_gone(chan, AP_BYTES_BUFFERED, -(s64)chan->len);
+	aiopipe_stat_gone(chan, AP_CHANNELS, -1);
 	mutex_destroy(&chan->mutex);
-	kvfree(chan->ring);
+	aiopipe_ring_free(chan->ring, chan->cap);
 	aiopipe_uncharge_ring(chan->user, chan->cap);
 	free_uid(chan->user);
 	kfree(chan);
@@ -176,13 +206,25 @@ static int aiopipe_capacity_allowed(const struct aiopipe_chan *chan, u32 cap)
 	return 0;
 }
 
-/* Copy the ring's contents, oldest first, into a new buffer of @cap bytes. */
-static void aiopipe_ring_linearize(struct aiopipe_chan *chan, char *dst)
+/* Copy the ring's contents, oldest first, to the start of @dst. */
+static void aiopipe_ring_linearize(struct aiopipe_chan *chan,
+				   struct page **dst)
 {
-	u32 first = min(chan->len, chan->cap - chan->head);
+	u32 from = chan->head, to = 0, left = chan->len;
 
-	memcpy(dst, chan->ring + chan->head, first);
-	memcpy(dst + first, chan->ring, chan->len - first);
+	while (left) {
+		u32 n = min3(left, (u32)(PAGE_SIZE - offset_in_page(from)),
+			     (u32)(PAGE_SIZE - offset_in_page(to)));
+		void *s = kmap_local_page(chan->ring[from >> PAGE_SHIFT]);
+		void *d = kmap_local_page(dst[to >> PAGE_SHIFT]);
+
+		memcpy(d + offset_in_page(to), s + offset_in_page(from), n);
+		kunmap_local(d);
+		kunmap_local(s);
+		from = (from + n) & (chan->cap - 1);
+		to += n;
+		left -= n;
+	}
 }
 
 /*
@@ -191,14 +233,14 @@ static void aiopipe_ring_linearize(struct aiopipe_chan *chan, char *dst)
  */
 int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 {
-	char *ring;
+	struct page **ring;
 	u32 cap;
 	int ret;
 
 	ret = aiopipe_chan_round_capacity(size, &cap);
 	if (ret)
 		return ret;
-	ring = aiopipe_kvmalloc(cap);
+	ring = aiopipe_ring_alloc(cap);
 	if (!ring)
 		return -ENOMEM;
 	aiopipe_pause(AIOPIPE_PAUSE_RESIZE_START, chan->id);
@@ -213,58 +255,44 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	if (ret)
 		goto unlock;
 	aiopipe_ring_linearize(chan, ring);
-	swap(ring, chan->ring);
-	chan->cap = cap;
-	chan->head = 0;
 	ret = cap;
-	/* more room: the first queued write may move now (a direct one is not
-	 * on the wait queue to hear the wakeup below) */
+	swap(ring, chan->ring);		/* the old ring and its size */
+	swap(cap, chan->cap);		/* are freed below */
+	chan->head = 0;
+	/* the first queued write may fit now: a direct one hears no wakeup */
 	spin_lock_irq(&chan->wq.lock);
 	aiopipe_promote_locked(chan, &chan->wr_pending);
 	spin_unlock_irq(&chan->wq.lock);
 unlock:
 	mutex_unlock(&chan->mutex);
-	kvfree(ring);
+	aiopipe_ring_free(ring, cap);
 	if (ret > 0)
 		aiopipe_wake(chan, AIOPIPE_WRITE_KEY);
 	return ret;
 }
 
-/*
- * The ring is copied page by page, as fs/pipe.c copies its buffers:
- * copy_page_{to,from}_iter() leave out the hardened-usercopy object check
- * that copy_{to,from}_iter() make on every call (7% of the instructions of
- * an aio-poll pass with 12-byte tokens), and a span inside one page of our
- * own ring has nothing for it to find.  The ring is kvmalloc()ed: a page of
- * it is found with virt_to_page() or, when vmalloc() backs it,
- * vmalloc_to_page().
- */
-static inline struct page *aiopipe_ring_page(const void *p)
+/* At most @n bytes from ring offset @off that stay inside one page. */
+static inline size_t aiopipe_page_span(u32 off, size_t n)
 {
-	return is_vmalloc_addr(p) ? vmalloc_to_page(p) : virt_to_page(p);
+	return min_t(size_t, n, PAGE_SIZE - offset_in_page(off));
 }
 
-/* At most @n bytes at @p that stay inside one page. */
-static inline size_t aiopipe_page_span(const void *p, size_t n)
-{
-	return min_t(size_t, n, PAGE_SIZE - offset_in_page(p));
-}
-
-static size_t aiopipe_ring_copy_out(const void *p, size_t n,
-				    struct iov_iter *to)
+static size_t aiopipe_ring_copy_out(struct aiopipe_chan *chan, u32 off,
+				    size_t n, struct iov_iter *to)
 {
 	if (aiopipe_should_fail(AIOPIPE_FAIL_COPY))
 		return 0;
-	return aiopipe_copy_page_to_iter(aiopipe_ring_page(p), offset_in_page(p),
-					 n, to);
+	return aiopipe_copy_page_to_iter(chan->ring[off >> PAGE_SHIFT],
+					 offset_in_page(off), n, to);
 }
 
-static size_t aiopipe_ring_copy_in(void *p, size_t n, struct iov_iter *from)
+static size_t aiopipe_ring_copy_in(struct aiopipe_chan *chan, u32 off,
+				   size_t n, struct iov_iter *from)
 {
 	if (aiopipe_should_fail(AIOPIPE_FAIL_COPY))
 		return 0;
-	return copy_page_from_iter(aiopipe_ring_page(p), offset_in_page(p), n,
-				   from);
+	return copy_page_from_iter(chan->ring[off >> PAGE_SHIFT],
+				   offset_in_page(off), n, from);
 }
 
 /* Move as much of the ring as fits into @to.  Returns the bytes moved. */
@@ -275,11 +303,11 @@ size_t aiopipe_ring_to_iter(struct aiopipe_chan *chan, struct iov_iter *to,
 
 	lockdep_assert_held(&chan->mutex);
 	while (chan->len && iov_iter_count(to)) {
-		void *p = chan->ring + chan->head;
-		size_t n = aiopipe_page_span(p, min3((size_t)chan->len,
-						     (size_t)(chan->cap - chan->head),
-						     iov_iter_count(to)));
-		size_t got = aiopipe_ring_copy_out(p, n, to);
+		size_t n = aiopipe_page_span(chan->head,
+					     min3((size_t)chan->len,
+						  (size_t)(chan->cap - chan->head),
+						  iov_iter_count(to)));
+		size_t got = aiopipe_ring_copy_out(chan, chan->head, n, to);
 
 		chan->head = (chan->head + got) & (chan->cap - 1);
 		chan->len -= got;
@@ -307,10 +335,9 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
 	max = min3(max, iov_iter_count(from), (size_t)aiopipe_free(chan));
 	while (total < max) {
 		u32 tail = (chan->head + chan->len) & (chan->cap - 1);
-		void *p = chan->ring + tail;
-		size_t n = aiopipe_page_span(p, min(max - total,
-						    (size_t)(chan->cap - tail)));
-		size_t got = aiopipe_ring_copy_in(p, n, from);
+		size_t n = aiopipe_page_span(tail, min(max - total,
+						       (size_t)(chan->cap - tail)));
+		size_t got = aiopipe_ring_copy_in(chan, tail, n, from);
 
 		chan->len += got;
 		total += got;

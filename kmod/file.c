@@ -205,10 +205,10 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 
 	if (!iov_iter_count(to))
 		return 0;
-	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_READS :
-						      AP_ASYNC_READS);
 	if (aiopipe_lock_for(chan, iocb))
 		return -EAGAIN;
+	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_READS :
+						      AP_ASYNC_READS);
 	for (;;) {
 		u32 free_before = aiopipe_free(chan);
 
@@ -242,9 +242,9 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		woken = true;
 		mutex_lock(&chan->mutex);
 	}
-	mutex_unlock(&chan->mutex);
 	if (ret > 0 && !is_sync_kiocb(iocb))
 		aiopipe_stat_inc(chan, AP_COMPLETED_AT_SUBMIT);
+	mutex_unlock(&chan->mutex);
 	if (key)
 		aiopipe_wake(chan, key);
 	aiopipe_finish_list(&done);
@@ -281,10 +281,10 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 
 	if (!iov_iter_count(from))
 		return 0;
-	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_WRITES :
-						      AP_ASYNC_WRITES);
 	if (aiopipe_lock_for(chan, iocb))
 		return -EAGAIN;
+	aiopipe_stat_inc(chan, is_sync_kiocb(iocb) ? AP_SYNC_WRITES :
+						      AP_ASYNC_WRITES);
 	for (;;) {
 		size_t left = iov_iter_count(from);
 		u32 len_before = chan->len;
@@ -338,10 +338,10 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 	}
 	if (woken && ret > 0 && aiopipe_free(chan) >= PIPE_BUF)
 		key |= AIOPIPE_WRITE_KEY;
-	mutex_unlock(&chan->mutex);
-	aiopipe_pause(AIOPIPE_PAUSE_WRITE_UNLOCKED, chan->id);
 	if (ret > 0 && !is_sync_kiocb(iocb))
 		aiopipe_stat_inc(chan, AP_COMPLETED_AT_SUBMIT);
+	mutex_unlock(&chan->mutex);
+	aiopipe_pause(AIOPIPE_PAUSE_WRITE_UNLOCKED, chan->id);
 	if (key)
 		aiopipe_wake(chan, key);
 	aiopipe_finish_list(&done);

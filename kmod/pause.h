@@ -37,8 +37,7 @@ enum aiopipe_pause_point {
 	AIOPIPE_PAUSE_RETRY_START,
 	/* retry worker: request claimed (BUSY), mutex held, nothing moved */
 	AIOPIPE_PAUSE_RETRY_CLAIMED,
-	/* read_iter/write_iter: a libaio request pinned or prepared, not yet
-	 * on its pending list (mutex held) */
+	/* a libaio request prepared, not yet on its list (mutex held) */
 	AIOPIPE_PAUSE_QUEUE_PREPARED,
 	/* writer: bytes are in, the mutex is dropped, the wakeup not sent */
 	AIOPIPE_PAUSE_WRITE_UNLOCKED,

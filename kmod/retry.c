@@ -186,64 +186,82 @@ static ssize_t aiopipe_retry_write_atomic(struct aiopipe_chan *chan,
 }
 
 /*
- * One retry step, mutex held, page faults disabled when the request copies
- * user memory: nothing here sleeps on the submitter's pages while the
- * channel is held.
+ * Move what fits of a write: whole through a bounce buffer when it is at
+ * most PIPE_BUF bytes of user memory, else straight from its iterator.
+ * Returns the bytes moved or a negative errno; *step as for the bounce.
  */
-static enum aiopipe_step aiopipe_retry_move(struct aiopipe_chan *chan,
-					    struct aiopipe_req *req,
-					    struct list_head *done,
-					    __poll_t *key)
+static ssize_t aiopipe_retry_write_some(struct aiopipe_chan *chan,
+					struct aiopipe_req *req,
+					struct list_head *done,
+					enum aiopipe_step *step)
+{
+	size_t left = iov_iter_count(&req->iter);
+	bool fault = false;
+	size_t moved;
+
+	if (req->atomic && req->mm)
+		return aiopipe_retry_write_atomic(chan, req, done, step);
+	moved = aiopipe_move_in(chan, &req->iter, left, done, &fault);
+	if (!fault)
+		return moved;
+	req->done += moved;
+	*step = aiopipe_retry_fault_at(req, &req->iter);
+	return -EFAULT;
+}
+
+/*
+ * One retry step of a write, mutex held, page faults disabled when the
+ * request copies user memory: nothing here sleeps on the submitter's pages
+ * while the channel is held.
+ */
+static enum aiopipe_step aiopipe_retry_move_in(struct aiopipe_chan *chan,
+					       struct aiopipe_req *req,
+					       struct list_head *done,
+					       __poll_t *key)
 {
 	size_t left = iov_iter_count(&req->iter);
 	enum aiopipe_step step = STEP_PARK;
-	bool fault = false;
+	u32 len_before = chan->len;
 	ssize_t moved = 0;
 
-	if (req->write) {
-		u32 len_before = chan->len;
-
-		if (chan->readers && aiopipe_write_ready(chan, left)) {
-			if (req->atomic && req->mm) {
-				moved = aiopipe_retry_write_atomic(chan, req,
-								   done, &step);
-				if (moved == -ENOMEM) {
-					req->res = req->done ?: -ENOMEM;
-					return STEP_DONE;
-				}
-				fault = moved < 0;
-				moved = max_t(ssize_t, moved, 0);
-			} else {
-				moved = aiopipe_move_in(chan, &req->iter, left,
-							done, &fault);
-			}
-		}
-		if (chan->len > len_before)
-			*key |= AIOPIPE_READ_KEY;
-		req->done += moved;
-		if (fault && step == STEP_PARK)
-			step = aiopipe_retry_fault_at(req, &req->iter);
+	if (chan->readers && aiopipe_write_ready(chan, left))
+		moved = aiopipe_retry_write_some(chan, req, done, &step);
+	if (chan->len > len_before)
+		*key |= AIOPIPE_READ_KEY;
+	if (moved < 0) {
 		if (step == STEP_FAULT && chan->readers)
 			return STEP_FAULT;
-		req->res = req->done ?: (fault ? -EFAULT : -EPIPE);
-		if (fault || !chan->readers || moved == left)
-			return STEP_DONE;
-		return STEP_PARK;
-	} else {
-		u32 free_before = aiopipe_free(chan);
-
-		moved = aiopipe_move_out(chan, &req->iter, done, &fault);
-		if (moved)
-			*key |= aiopipe_read_wakes(chan, free_before, true);
-		req->done += moved;
-		if (!moved && fault &&
-		    aiopipe_retry_fault_at(req, &req->iter) == STEP_FAULT)
-			return STEP_FAULT;
-		req->res = moved ?: (fault ? -EFAULT : 0);
-		if (moved || fault || !chan->writers)
-			return STEP_DONE;
-		return STEP_PARK;
+		req->res = req->done ?: moved;
+		return STEP_DONE;
 	}
+	req->done += moved;
+	req->res = req->done ?: -EPIPE;
+	if (!chan->readers || moved == left)
+		return STEP_DONE;
+	return STEP_PARK;
+}
+
+/* One retry step of a read: as aiopipe_retry_move_in(). */
+static enum aiopipe_step aiopipe_retry_move_out(struct aiopipe_chan *chan,
+						struct aiopipe_req *req,
+						struct list_head *done,
+						__poll_t *key)
+{
+	u32 free_before = aiopipe_free(chan);
+	bool fault = false;
+	size_t moved;
+
+	moved = aiopipe_move_out(chan, &req->iter, done, &fault);
+	if (moved)
+		*key |= aiopipe_read_wakes(chan, free_before, true);
+	req->done += moved;
+	if (!moved && fault &&
+	    aiopipe_retry_fault_at(req, &req->iter) == STEP_FAULT)
+		return STEP_FAULT;
+	req->res = moved ?: (fault ? -EFAULT : 0);
+	if (moved || fault || !chan->writers)
+		return STEP_DONE;
+	return STEP_PARK;
 }
 
 /*
@@ -313,7 +331,8 @@ static void aiopipe_retry_step(struct aiopipe_chan *chan,
 	aiopipe_pause(AIOPIPE_PAUSE_RETRY_CLAIMED, chan->id);
 	if (req->mm)
 		pagefault_disable();
-	step = aiopipe_retry_move(chan, req, done, key);
+	step = req->write ? aiopipe_retry_move_in(chan, req, done, key) :
+			    aiopipe_retry_move_out(chan, req, done, key);
 	if (req->mm)
 		pagefault_enable();
 	futile = req->done == before && step != STEP_DONE &&

@@ -20,11 +20,7 @@
  * peak are the shared atomics, touched only when pages are pinned or
  * released: the peak needs the current total at once, not a sum over CPUs.
  */
-struct aiopipe_pcpu_counters {
-	s64 v[AP_NR_STATS];
-};
-
-static DEFINE_PER_CPU(struct aiopipe_pcpu_counters, aiopipe_global);
+DEFINE_PER_CPU(struct aiopipe_pcpu_counters, aiopipe_global);
 static atomic64_t aiopipe_global_pinned;
 static atomic64_t aiopipe_global_pinned_peak;
 
@@ -52,12 +48,9 @@ static const char * const aiopipe_stat_names[AP_NR_STATS] = {
 	"pinned_pages_peak", "bytes_buffered", "channels",
 };
 
-void aiopipe_stat_add(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n)
+/* A channel nobody else can reach any more gives back what it counted. */
+void aiopipe_stat_gone(struct aiopipe_chan *chan, enum aiopipe_stat s, s64 n)
 {
-	if (!n)
-		return;
-	if (s != AP_CHANNELS)
-		atomic64_add(n, &chan->stats.v[s]);
 	this_cpu_add(aiopipe_global.v[s], n);
 }
 
@@ -77,12 +70,12 @@ static void aiopipe_peak(atomic64_t *peak, s64 now)
 /* Pinned pages now, and their high-water mark, per channel and global. */
 void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n)
 {
-	s64 here = atomic64_add_return(n, &chan->stats.v[AP_PINNED_PAGES]);
+	s64 here = atomic64_add_return(n, &chan->stats.shared[AP_PINNED_PAGES]);
 	s64 all = atomic64_add_return(n, &aiopipe_global_pinned);
 
 	if (n <= 0)
 		return;
-	aiopipe_peak(&chan->stats.v[AP_PINNED_PAGES_PEAK], here);
+	aiopipe_peak(&chan->stats.shared[AP_PINNED_PAGES_PEAK], here);
 	aiopipe_peak(&aiopipe_global_pinned_peak, all);
 }
 
@@ -94,8 +87,9 @@ static void aiopipe_counters_fill(struct aiopipe_chan *chan,
 	int i;
 
 	for (i = 0; i < AP_NR_STATS; i++)
-		out[i] = chan ? atomic64_read(&chan->stats.v[i]) :
-				aiopipe_global_read(i);
+		out[i] = !chan ? aiopipe_global_read(i) :
+			 aiopipe_stat_lock(i) ? READ_ONCE(chan->stats.locked[i]) :
+			 atomic64_read(&chan->stats.shared[i]);
 }
 
 /*
