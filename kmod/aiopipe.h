@@ -157,13 +157,15 @@ struct aiopipe_req {
 	struct wait_queue_entry wait;	/* on chan->wq while armed */
 	struct work_struct work;
 	struct work_struct fault_work;	/* retry: fault user pages in */
+	struct list_head fault_wait;	/* in its user's line for fault_work */
 	struct iov_iter iter;		/* the part still to move */
 	const void *dup;		/* retry: our copy of the iovec array */
 	struct mm_struct *mm;		/* retry: submitter's mm (mmgrab) */
 	const struct cred *cred;	/* retry: submitter's credentials */
 	unsigned long fault_addr;	/* retry: the range to fault in */
 	size_t fault_len;
-	unsigned int fault_repeats;	/* faults in a row at fault_addr */
+	size_t fault_done;		/* done at the last fault */
+	unsigned int fault_repeats;	/* fault-ins since done last moved */
 	struct mm_struct *pin_mm;	/* direct: pinned_vm charged (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];
@@ -201,6 +203,10 @@ u32 aiopipe_limit_capacity(u32 cap);
 int aiopipe_charge_ring(struct user_struct *user, u32 old, u32 new);
 void aiopipe_uncharge_ring(struct user_struct *user, u32 bytes);
 struct user_struct *aiopipe_charge_pins(unsigned long nr);
+int aiopipe_fault_queue(kuid_t uid, struct workqueue_struct *wq,
+			struct work_struct *work, struct list_head *entry);
+void aiopipe_fault_done(kuid_t uid, struct workqueue_struct *wq,
+			struct work_struct *(*to_work)(struct list_head *));
 void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
 
 /* channel.c */
@@ -240,6 +246,7 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		     struct list_head *done);
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done);
+void aiopipe_req_take_cancelled(struct aiopipe_req *req, long res);
 void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
 void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_finish(struct aiopipe_req *req);
@@ -273,7 +280,7 @@ int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter);
 void aiopipe_retry_release(struct aiopipe_req *req);
 void aiopipe_arm_locked(struct aiopipe_req *req);
 void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why);
-void aiopipe_fault_in_locked(struct aiopipe_req *req);
+int aiopipe_fault_in_locked(struct aiopipe_req *req);
 
 /* direct.c: the single-copy engine */
 int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter);

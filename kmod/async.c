@@ -74,7 +74,8 @@ static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
  * it (retry) and kick it at once if it can already make progress.  The
  * readiness test is exact only under chan->mutex, so both locks are held;
  * the cancel callback, which cannot take the mutex, leaves the promotion
- * to the work item that finishes the cancelled request.
+ * to the channel's promote_work, queued by the work item that finishes the
+ * cancelled request.
  */
 void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 {
@@ -127,6 +128,15 @@ void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done)
 {
 	__aiopipe_req_take_locked(req, res, done, true);
+}
+
+/*
+ * Take @req as the cancel callback does, without the mutex: its work item
+ * completes it and has the next in line promoted.  wq.lock held.
+ */
+void aiopipe_req_take_cancelled(struct aiopipe_req *req, long res)
+{
+	__aiopipe_req_take_locked(req, res, NULL, true);
 }
 
 static inline long aiopipe_cancel_res(const struct aiopipe_req *req)
@@ -193,7 +203,7 @@ static int aiopipe_cancel(struct kiocb *iocb)
 	case RQ_QUEUED:
 	case RQ_FAULTING:
 		aiopipe_stat_inc(chan, AP_CANCELS);
-		aiopipe_req_take_locked(req, aiopipe_cancel_res(req), NULL);
+		aiopipe_req_take_cancelled(req, aiopipe_cancel_res(req));
 		break;
 	case RQ_NEW:
 	case RQ_KICKED:
@@ -290,7 +300,7 @@ void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 	list_for_each_entry_safe(req, next, list, node) {
 		if (req->state != RQ_QUEUED && req->state != RQ_FAULTING)
 			continue;
-		__aiopipe_req_take_locked(req, writes ? req->done ?: -EPIPE : 0,
+		__aiopipe_req_take_locked(req, req->done ?: (writes ? -EPIPE : 0),
 					  done, false);
 	}
 	aiopipe_promote_locked(chan, list);

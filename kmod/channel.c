@@ -28,8 +28,8 @@
  *	off, in task or softirq context (exit_aio from an RCU callback).
  *	Whether the new head of a pending list can move bytes depends on the
  *	ring, so it is decided under both locks; the cancel callback, which
- *	cannot take the mutex, leaves that to the work item that finishes
- *	the cancelled request.
+ *	cannot take the mutex, leaves that to the channel's promote_work,
+ *	queued by the work item that finishes the cancelled request.
  *
  *   No lock: chan->id is set at creation; chan->pinned_pages is an
  *	atomic budget (direct.c);
@@ -47,10 +47,11 @@
  *
  * LIFETIMES:
  *
- *   The channel is refcounted (kref): one reference per open end file and
- *   one per live request.  It is freed by the last aiopipe_chan_put(), which
- *   can only happen after every request has been completed and every file
- *   released, so no work item or wake callback can reach a freed channel.
+ *   The channel is refcounted (kref): one reference per open end file, one
+ *   per live request, and one while its promote_work is queued.  It is
+ *   freed by the last aiopipe_chan_put(), which can only happen after every
+ *   request has been completed and every file released, so no work item or
+ *   wake callback can reach a freed channel.
  *   A request is completed by whoever moves it to RQ_DONE; its memory is
  *   refcounted (fault_work holds a reference while it faults pages in, so
  *   a cancel can complete the request meanwhile) and freed by the last put,
@@ -194,13 +195,13 @@ int aiopipe_chan_round_capacity(u64 size, u32 *cap)
 
 /*
  * As pipe_set_size(): only growing past max_capacity needs the capability.
- * Under the mutex, so that a concurrent shrink cannot turn "keep the size"
- * into a grow.
+ * Asked once before the new ring is allocated (no unprivileged caller gets
+ * a big allocation it may not keep) and again under the mutex, so that a
+ * concurrent shrink cannot turn "keep the size" into a grow.
  */
-static int aiopipe_capacity_allowed(const struct aiopipe_chan *chan, u32 cap)
+static int aiopipe_capacity_allowed(u32 now, u32 cap)
 {
-	lockdep_assert_held(&chan->mutex);
-	if (cap > chan->cap && cap > aiopipe_max_capacity &&
+	if (cap > now && cap > aiopipe_max_capacity &&
 	    !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
 	return 0;
@@ -238,6 +239,8 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	int ret;
 
 	ret = aiopipe_chan_round_capacity(size, &cap);
+	if (!ret)
+		ret = aiopipe_capacity_allowed(READ_ONCE(chan->cap), cap);
 	if (ret)
 		return ret;
 	ring = aiopipe_ring_alloc(cap);
@@ -245,7 +248,7 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 		return -ENOMEM;
 	aiopipe_pause(AIOPIPE_PAUSE_RESIZE_START, chan->id);
 	mutex_lock(&chan->mutex);
-	ret = aiopipe_capacity_allowed(chan, cap);
+	ret = aiopipe_capacity_allowed(chan->cap, cap);
 	if (ret)
 		goto unlock;
 	ret = -EBUSY;
@@ -368,7 +371,7 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
  * and the one aiopipe_poll() issues after poll_wait(), so neither the
  * queued entry nor drain_wanted can be missed:
  *
- *   reader (waker)                       drain waiter (poll, fsync)
+ *   reader (waker)                       drain waiter (poll)
  *   consumed += n (mutex)                add entry to chan->wq
  *                                        drain_wanted = true
  *   smp_mb() (wq_has_sleeper)            smp_mb()

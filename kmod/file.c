@@ -485,7 +485,7 @@ static int aiopipe_fasync(int fd, struct file *file, int on)
  * the mark does not hold it back; poll's DRAINED, a full drain, is another
  * condition.
  */
-static bool aiopipe_drained(const struct aiopipe_chan *chan, size_t mark)
+static bool aiopipe_drained(const struct aiopipe_chan *chan, u64 mark)
 {
 	return READ_ONCE(chan->consumed) >= mark || !READ_ONCE(chan->readers);
 }

@@ -11,11 +11,19 @@
  *    the caller has CAP_SYS_RESOURCE or CAP_SYS_ADMIN;
  *  - pages pinned by the direct engine count in the user's locked_vm
  *    against RLIMIT_MEMLOCK, as io_uring's registered buffers do, unless
- *    the caller has CAP_IPC_LOCK; past it the request uses the retry engine.
+ *    the caller has CAP_IPC_LOCK; past it the request uses the retry engine;
+ *  - fault-ins of the retry engine (retry.c) in flight are at most
+ *    AIOPIPE_FAULTS_PER_USER per user: a fault may wait as long as the
+ *    memory behind it (a FUSE daemon, a userfaultfd) decides, and the
+ *    workers that wait are shared.  A user's further fault-ins wait in that
+ *    user's line, so one user's stuck faults hold back only its own.
  */
 #include "aiopipe.h"
 
 #include <linux/capability.h>
+#include <linux/hashtable.h>
+#include <linux/slab.h>
+#include <linux/uidgid.h>
 #include <linux/cred.h>
 #include <linux/sched/signal.h>
 #include <linux/sched/user.h>
@@ -105,4 +113,93 @@ void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr)
 		return;
 	atomic_long_sub(nr, &user->locked_vm);
 	free_uid(user);
+}
+
+#define AIOPIPE_FAULTS_PER_USER	16
+
+/*
+ * A user with fault-ins in flight.  LOCKING: aiopipe_fault_lock (irq-safe:
+ * taken under chan->wq.lock) protects the table and every field.
+ */
+struct aiopipe_fault_user {
+	struct hlist_node node;
+	kuid_t uid;
+	unsigned int running;		/* queued or running fault-ins */
+	struct list_head waiting;	/* work items past the limit, in order */
+};
+
+static DEFINE_HASHTABLE(aiopipe_fault_users, 6);
+static DEFINE_SPINLOCK(aiopipe_fault_lock);
+
+static struct aiopipe_fault_user *aiopipe_fault_user(kuid_t uid)
+{
+	struct aiopipe_fault_user *u;
+
+	lockdep_assert_held(&aiopipe_fault_lock);
+	hash_for_each_possible(aiopipe_fault_users, u, node, __kuid_val(uid))
+		if (uid_eq(u->uid, uid))
+			return u;
+	return NULL;
+}
+
+/*
+ * Queue @work, a fault-in for @uid, on @wq now, or in @uid's line when it
+ * has AIOPIPE_FAULTS_PER_USER running.  @entry links it while it waits.
+ * Any context.  -ENOMEM when the user's entry cannot be made.
+ */
+int aiopipe_fault_queue(kuid_t uid, struct workqueue_struct *wq,
+			struct work_struct *work, struct list_head *entry)
+{
+	struct aiopipe_fault_user *u;
+	unsigned long flags;
+	int ret = 0;
+
+	spin_lock_irqsave(&aiopipe_fault_lock, flags);
+	u = aiopipe_fault_user(uid);
+	if (!u) {
+		u = kzalloc(sizeof(*u), GFP_ATOMIC);
+		if (!u) {
+			ret = -ENOMEM;
+			goto unlock;
+		}
+		u->uid = uid;
+		INIT_LIST_HEAD(&u->waiting);
+		hash_add(aiopipe_fault_users, &u->node, __kuid_val(uid));
+	}
+	if (u->running < AIOPIPE_FAULTS_PER_USER) {
+		u->running++;
+		queue_work(wq, work);
+	} else {
+		list_add_tail(entry, &u->waiting);
+	}
+unlock:
+	spin_unlock_irqrestore(&aiopipe_fault_lock, flags);
+	return ret;
+}
+
+/*
+ * A fault-in of @uid has ended: start the next one in its line, or give
+ * its place back.  @to_work maps a waiting entry to its work item.
+ */
+void aiopipe_fault_done(kuid_t uid, struct workqueue_struct *wq,
+			struct work_struct *(*to_work)(struct list_head *))
+{
+	struct aiopipe_fault_user *u;
+	struct list_head *next;
+	unsigned long flags;
+
+	spin_lock_irqsave(&aiopipe_fault_lock, flags);
+	u = aiopipe_fault_user(uid);
+	if (WARN_ON_ONCE(!u || !u->running))
+		goto unlock;
+	if (!list_empty(&u->waiting)) {
+		next = u->waiting.next;
+		list_del_init(next);
+		queue_work(wq, to_work(next));
+	} else if (!--u->running) {
+		hash_del(&u->node);
+		kfree(u);
+	}
+unlock:
+	spin_unlock_irqrestore(&aiopipe_fault_lock, flags);
 }

@@ -117,13 +117,13 @@ enum aiopipe_step {
  * Where a copy from or to the submitter's memory stopped short, as a
  * range for fault_work: the rest of the current segment, at most
  * AIOPIPE_FAULT_MAX bytes.  A short copy after a fault-in that mapped
- * nothing is a real -EFAULT; so is one that keeps stopping at the same
- * address although the fault-in succeeds (memory the worker may not touch
- * even when present, such as a protection key the submitter's PKRU
- * opens): the request never loops between the two.
+ * nothing is a real -EFAULT; so is one after AIOPIPE_FAULT_REPEATS
+ * fault-ins that moved nothing (memory the worker may not touch even when
+ * present, such as a protection key the submitter's PKRU opens, or pages
+ * another thread keeps discarding): the request never loops for good.
  */
 #define AIOPIPE_FAULT_MAX	(16 * PAGE_SIZE)
-#define AIOPIPE_FAULT_REPEATS	3
+#define AIOPIPE_FAULT_REPEATS	8
 
 static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 						const struct iov_iter *at)
@@ -133,10 +133,12 @@ static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 	if (!req->mm || req->fault_failed || !iov_iter_count(at))
 		return STEP_DONE;
 	seg = aiopipe_iter_seg(at);
-	if (req->fault_addr != (unsigned long)seg.iov_base)
+	if (req->fault_done != req->done) {
+		req->fault_done = req->done;
 		req->fault_repeats = 0;
-	else if (++req->fault_repeats >= AIOPIPE_FAULT_REPEATS)
+	} else if (++req->fault_repeats >= AIOPIPE_FAULT_REPEATS) {
 		return STEP_DONE;
+	}
 	req->fault_addr = (unsigned long)seg.iov_base;
 	req->fault_len = min_t(size_t, seg.iov_len, AIOPIPE_FAULT_MAX);
 	return STEP_FAULT;
@@ -145,8 +147,9 @@ static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 /*
  * A write of at most PIPE_BUF bytes is all-or-nothing: copy it whole into
  * a kernel buffer first (page faults disabled), then move it from there,
- * where no copy can come up short.  Returns the bytes moved, or a negative
- * errno with nothing moved; *step is STEP_FAULT when a page is missing.
+ * where only an injected failure cuts a copy short.  Returns the bytes
+ * moved, or a negative errno: -EFAULT with *step saying whether a fault-in
+ * may help (what an injected failure let through is counted in done).
  */
 static ssize_t aiopipe_retry_write_atomic(struct aiopipe_chan *chan,
 					  struct aiopipe_req *req,
@@ -241,7 +244,12 @@ static enum aiopipe_step aiopipe_retry_move_in(struct aiopipe_chan *chan,
 	return STEP_PARK;
 }
 
-/* One retry step of a read: as aiopipe_retry_move_in(). */
+/*
+ * One retry step of a read: as aiopipe_retry_move_in().  A copy that stops
+ * at a missing page keeps what it moved and goes on after the fault-in, as
+ * pipe_read() would fault and go on: a read completes with what it got
+ * when the bytes run out, not where the submitter's memory was cold.
+ */
 static enum aiopipe_step aiopipe_retry_move_out(struct aiopipe_chan *chan,
 						struct aiopipe_req *req,
 						struct list_head *done,
@@ -255,11 +263,10 @@ static enum aiopipe_step aiopipe_retry_move_out(struct aiopipe_chan *chan,
 	if (moved)
 		*key |= aiopipe_read_wakes(chan, free_before, true);
 	req->done += moved;
-	if (!moved && fault &&
-	    aiopipe_retry_fault_at(req, &req->iter) == STEP_FAULT)
+	if (fault && aiopipe_retry_fault_at(req, &req->iter) == STEP_FAULT)
 		return STEP_FAULT;
-	req->res = moved ?: (fault ? -EFAULT : 0);
-	if (moved || fault || !chan->writers)
+	req->res = req->done ?: (fault ? -EFAULT : 0);
+	if (req->done || fault || !chan->writers)
 		return STEP_DONE;
 	return STEP_PARK;
 }
@@ -283,7 +290,9 @@ static void aiopipe_retry_publish(struct aiopipe_chan *chan,
 		aiopipe_req_take_locked(req, req->res, done);
 		break;
 	case STEP_FAULT:
-		aiopipe_fault_in_locked(req);
+		if (!aiopipe_fault_in_locked(req))
+			break;
+		aiopipe_req_take_locked(req, req->done ?: -ENOMEM, done);
 		break;
 	case STEP_PARK:
 		req->state = RQ_QUEUED;
@@ -335,8 +344,10 @@ static void aiopipe_retry_step(struct aiopipe_chan *chan,
 			    aiopipe_retry_move_out(chan, req, done, key);
 	if (req->mm)
 		pagefault_enable();
-	futile = req->done == before && step != STEP_DONE &&
-		 req->kick != KICK_PROMOTE;
+	/* a wakeup that found nothing, or a fault-in that did not help */
+	futile = req->done == before &&
+		 ((req->kick == KICK_WAKE && step == STEP_PARK) ||
+		  (req->kick == KICK_FAULT && step != STEP_DONE));
 	/* traced first: whoever sees the counter finds the event */
 	trace_aiopipe_retry(req, req->done - before, step == STEP_DONE,
 			    futile);
@@ -346,6 +357,33 @@ static void aiopipe_retry_step(struct aiopipe_chan *chan,
 	if (step == STEP_DONE)
 		aiopipe_stat_inc(chan, AP_COMPLETED_BY_RETRY);
 	aiopipe_retry_publish(chan, req, step, done);
+}
+
+/*
+ * A KICKED request that has been cancelled, or whose submitter is exiting
+ * (exit_aio() is cancelling it), ends here without the mutex, which a
+ * reader faulting on its own memory may hold for long: taken as the cancel
+ * callback takes a request, completed by its work item (this one, queued
+ * again), the next in line promoted by the channel's promote_work.
+ * Otherwise, with @mm, the submitter's mm is held (mmget) on return.
+ */
+static bool aiopipe_retry_end_early(struct aiopipe_chan *chan,
+				    struct aiopipe_req *req,
+				    struct mm_struct *mm)
+{
+	bool gone = mm && !mmget_not_zero(mm);
+	bool ended = false;
+
+	spin_lock_irq(&chan->wq.lock);
+	if (req->state == RQ_KICKED && (gone || req->cancelled)) {
+		aiopipe_req_take_cancelled(req, req->done ?:
+					   (gone ? -EINTR : -ECANCELED));
+		ended = true;
+	}
+	spin_unlock_irq(&chan->wq.lock);
+	if (ended && !gone && mm)
+		mmput_async(mm);
+	return ended || gone;
 }
 
 /*
@@ -364,16 +402,8 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
 	__poll_t key = 0;
 	LIST_HEAD(done);
 
-	if (mm && !mmget_not_zero(mm)) {
-		/* The submitter is exiting; exit_aio() is cancelling us. */
-		mutex_lock(&chan->mutex);
-		spin_lock_irq(&chan->wq.lock);
-		aiopipe_req_take_locked(req, req->done ?: -EINTR, &done);
-		spin_unlock_irq(&chan->wq.lock);
-		mutex_unlock(&chan->mutex);
-		aiopipe_finish_list(&done);
+	if (aiopipe_retry_end_early(chan, req, mm))
 		return;
-	}
 	kref_get(&chan->ref);
 	if (mm) {
 		/* our own reference: once published, @req may be freed */
@@ -403,17 +433,30 @@ static void aiopipe_retry_run(struct aiopipe_req *req)
  * faults the range in with no lock held (the shape of generic_perform_write:
  * copy with faults disabled under the lock, fault in outside it).  A cancel
  * may complete the request meanwhile; fault_work's reference keeps the
- * memory, and its module reference makes rmmod refuse (EBUSY) rather than
- * wait in destroy_workqueue() for a fault that may never end.  wq.lock held.
+ * memory, and its module reference makes rmmod refuse (in use) rather than
+ * wait in destroy_workqueue() for a fault that may never end.  A user has
+ * a bounded number of fault-ins running (limits.c); the rest wait in its
+ * line.  wq.lock held.  -ENOMEM leaves the request as it was.
  */
-void aiopipe_fault_in_locked(struct aiopipe_req *req)
+int aiopipe_fault_in_locked(struct aiopipe_req *req)
 {
 	lockdep_assert_held(&req->chan->wq.lock);
-	req->state = RQ_FAULTING;
-	aiopipe_heads_changed_locked(req->chan);
 	kref_get(&req->ref);
 	__module_get(THIS_MODULE);
-	queue_work(aiopipe_fault_wq, &req->fault_work);
+	if (aiopipe_fault_queue(req->cred->uid, aiopipe_fault_wq,
+				&req->fault_work, &req->fault_wait)) {
+		module_put(THIS_MODULE);
+		aiopipe_req_put(req);	/* never the last: the completion's */
+		return -ENOMEM;
+	}
+	req->state = RQ_FAULTING;
+	aiopipe_heads_changed_locked(req->chan);
+	return 0;
+}
+
+static struct work_struct *aiopipe_fault_entry_work(struct list_head *entry)
+{
+	return &container_of(entry, struct aiopipe_req, fault_wait)->fault_work;
 }
 
 /*
@@ -432,9 +475,15 @@ static void aiopipe_fault_work(struct work_struct *work)
 	struct aiopipe_chan *chan = req->chan;
 	void __user *addr = (void __user *)req->fault_addr;
 	size_t len = req->fault_len, left = len;
+	kuid_t uid = req->cred->uid;
 	const struct cred *old_cred;
+	bool wanted;
 
-	if (mmget_not_zero(req->mm)) {
+	/* a request completed while it waited in its user's line is left */
+	spin_lock_irq(&chan->wq.lock);
+	wanted = req->state == RQ_FAULTING;
+	spin_unlock_irq(&chan->wq.lock);
+	if (wanted && mmget_not_zero(req->mm)) {
 		kthread_use_mm(req->mm);
 		old_cred = override_creds(req->cred);
 		if (req->write)
@@ -451,6 +500,7 @@ static void aiopipe_fault_work(struct work_struct *work)
 		aiopipe_kick_locked(req, KICK_FAULT);
 	}
 	spin_unlock_irq(&chan->wq.lock);
+	aiopipe_fault_done(uid, aiopipe_fault_wq, aiopipe_fault_entry_work);
 	aiopipe_req_put(req);
 	module_put(THIS_MODULE);
 }
@@ -476,4 +526,5 @@ void aiopipe_retry_init(struct aiopipe_req *req)
 	INIT_LIST_HEAD(&req->wait.entry);
 	INIT_WORK(&req->work, aiopipe_req_work);
 	INIT_WORK(&req->fault_work, aiopipe_fault_work);
+	INIT_LIST_HEAD(&req->fault_wait);
 }

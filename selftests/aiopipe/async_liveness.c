@@ -262,7 +262,7 @@ TEST_F(liveness, fsync_returns_under_a_steady_writer)
 	ASSERT_EQ(0, pthread_create(&tf, NULL, fsync_main, &s));
 	tid = wait_tid(&s.fsync_tid);
 	ASSERT_NE(0, tid);
-	ASSERT_TRUE(ap_wait_wchan(tid, "aiopipe_wait", AP_LONG_MS));
+	ASSERT_TRUE(ap_wait_wchan(tid, "aiopipe_fsync", AP_LONG_MS));
 
 	ASSERT_EQ(0, pthread_create(&tb, NULL, steady_writer_main, &s));
 	t0 = ap_now_ns();

@@ -21,6 +21,7 @@
  * capable() fails, and the charges go to nobody's user_struct; the
  * teardown takes root back to restore the module parameters it changed.
  */
+#include <sys/stat.h>
 #include <sys/mman.h>
 
 #include "kselftest_harness.h"
@@ -164,9 +165,13 @@ TEST_F(limits, capacity_above_max_needs_cap_sys_resource)
 TEST_F(limits, user_pages_hard_refuses_new_pairs_and_growth)
 {
 	int fds[2], i, made = 0, ret = 0;
+	struct stat node;
 
 	ASSERT_EQ(0, param_set("user_pages_soft", 0));
 	ASSERT_EQ(0, param_set("user_pages_hard", 64));
+	/* named FIFOs are root's by default: open one to nobody for a while */
+	ASSERT_EQ(0, stat("/dev/aiopipe0", &node));
+	ASSERT_EQ(0, chmod("/dev/aiopipe0", 0666));
 	ASSERT_EQ(0, become_nobody());
 	for (i = 0; i < 8; i++) {
 		ret = aiopipe_pair_ex(self->fds[i], 0, 0, AIOPIPE_ENGINE_DEFAULT);
@@ -191,6 +196,7 @@ TEST_F(limits, user_pages_hard_refuses_new_pairs_and_growth)
 		EXPECT_TRUE(pair_works(self->fds[i]));
 	/* CAP_SYS_RESOURCE is exempt */
 	ASSERT_EQ(0, become_root());
+	EXPECT_EQ(0, chmod("/dev/aiopipe0", node.st_mode & 07777));
 	EXPECT_EQ(0, aiopipe_pair_ex(self->fds[8], 0, 0, AIOPIPE_ENGINE_DEFAULT));
 }
 
