@@ -300,6 +300,53 @@ TEST_F(limits, memlock_limit_falls_back_to_retry)
 	EXPECT_TRUE(pair_works(fds));
 }
 
+/* The mm's pinned_vm, as /proc/self/status shows it (VmPin, in kB). */
+static long vm_pin_kb(void)
+{
+	char line[128];
+	long kb = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/*
+ * Pinned pages are charged to the submitter's mm as well as to its user,
+ * as io_uring charges registered buffers: VmPin grows while a direct read
+ * is pending and comes back when it completes.
+ */
+TEST_F(limits, direct_pins_count_in_vmpin)
+{
+	unsigned char *buf = pages(4), *src = pages(4);
+	int *fds = self->fds[0];
+	struct iocb cb, *cbp = &cb;
+	struct io_event ev;
+	long before;
+
+	ASSERT_NE(NULL, buf);
+	ASSERT_NE(NULL, src);
+	ASSERT_EQ(0, aiopipe_pair_ex(fds, 0, 0, AIOPIPE_ENGINE_DIRECT));
+	ASSERT_EQ(0, io_setup(8, &self->ctx));
+	before = vm_pin_kb();
+	ASSERT_LE(0, before);
+	io_prep_pread(&cb, fds[0], buf, 4 * PAGE, 0);
+	ASSERT_EQ(1, io_submit(self->ctx, 1, &cbp));
+	EXPECT_EQ(4, AP_STAT(fds[0], pinned_pages));
+	EXPECT_EQ(before + 4 * PAGE / 1024, vm_pin_kb());
+	ap_fill(src, 4 * PAGE, 0);
+	ASSERT_EQ(4 * PAGE, write(fds[1], src, 4 * PAGE));
+	ASSERT_EQ(4 * PAGE, ap_reap1(self->ctx, &ev));
+	EXPECT_EQ(-1, ap_check(buf, 4 * PAGE, 0));
+	EXPECT_EQ(before, vm_pin_kb());
+	AP_EXPECT_IDLE(fds[0]);
+}
+
 /*
  * The same limit with CAP_IPC_LOCK (root): the 64-page read is pinned
  * anyway, as io_uring pins registered buffers past RLIMIT_MEMLOCK for a
