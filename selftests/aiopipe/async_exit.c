@@ -474,43 +474,6 @@ TEST_F(exit, exit_with_requests_on_100_private_channels)
 
 /* ---- a retry holding the mm of a process that dies ------------------ */
 
-static int send_fd(int sock, int fd)
-{
-	char c = 0, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &c, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-	char c, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &c, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(sock, &mh, 0) != 1)
-		return -1;
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
 FIXTURE(exit_mm) {
 	int fds[2];
 	int sock[2];
@@ -567,7 +530,7 @@ TEST_F(exit_mm, sigkill_while_a_retry_waits_in_a_page_fault)
 
 		if (fd < 0)
 			_exit(20);
-		if (send_fd(self->sock[1], fd))
+		if (ap_send_fd(self->sock[1], fd))
 			_exit(22);
 		if (io_setup(4, &ctx))
 			_exit(23);
@@ -577,7 +540,7 @@ TEST_F(exit_mm, sigkill_while_a_retry_waits_in_a_page_fault)
 		for (;;)
 			pause();
 	}
-	uffd = recv_fd(self->sock[0]);
+	uffd = ap_recv_fd(self->sock[0]);
 	ASSERT_LE(0, uffd);
 	ASSERT_EQ(1, AP_WAIT_STAT(self->fds[0], pending_reads, 1, AP_LONG_MS));
 	ASSERT_EQ(1, write(self->fds[1], "x", 1));

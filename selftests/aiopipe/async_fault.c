@@ -62,43 +62,6 @@ FIXTURE(fault) {
 	pid_t pid;
 };
 
-static int send_fd(int sock, int fd)
-{
-	char c = 0, ctl[CMSG_SPACE(sizeof(int))] = { 0 };
-	struct iovec iov = { &c, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	return sendmsg(sock, &mh, 0) == 1 ? 0 : -1;
-}
-
-static int recv_fd(int sock)
-{
-	char c, ctl[CMSG_SPACE(sizeof(int))];
-	struct iovec iov = { &c, 1 };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = ctl, .msg_controllen = sizeof(ctl),
-	};
-	struct cmsghdr *cm;
-	int fd;
-
-	if (recvmsg(sock, &mh, 0) != 1)
-		return -1;
-	cm = CMSG_FIRSTHDR(&mh);
-	if (!cm || cm->cmsg_type != SCM_RIGHTS)
-		return -1;
-	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
-	return fd;
-}
-
 /*
  * P: a fresh page registered with userfaultfd, the userfaultfd to the test
  * (P keeps no copy of it, nor of the write end), a PREAD of READ_LEN bytes
@@ -114,7 +77,7 @@ static void child_p(int rfd, int sock, int cmd, int rep)
 
 	if (uffd < 0)
 		_exit(20);
-	if (send_fd(sock, uffd))
+	if (ap_send_fd(sock, uffd))
 		_exit(21);
 	close(uffd);
 	if (io_setup(4, &ctx))
@@ -186,7 +149,7 @@ FIXTURE_SETUP(fault)
 	close(self->rep[1]);
 	self->sock[1] = self->cmd[0] = self->rep[1] = -1;
 
-	self->uffd = recv_fd(self->sock[0]);
+	self->uffd = ap_recv_fd(self->sock[0]);
 	ASSERT_LE(0, self->uffd) TH_LOG("P did not send its userfaultfd");
 	ASSERT_EQ(1, ap_poll1(self->rep[0], POLLIN, SETUP_MS));
 	ASSERT_EQ(1, read(self->rep[0], &c, 1));
