@@ -501,29 +501,6 @@ static char byte_of(int i)
 	return (char)('a' + i);
 }
 
-/* A userfaultfd over @n fresh pages, for missing pages; -1 if none. */
-static int uffd_pages(int n, char **pages)
-{
-	struct uffdio_api api = { .api = UFFD_API };
-	struct uffdio_register reg = { 0 };
-	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-
-	*pages = MAP_FAILED;
-	if (fd < 0)
-		return -1;
-	*pages = mmap(NULL, (size_t)n * PAGE, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	reg.range.start = (unsigned long)*pages;
-	reg.range.len = (unsigned long)n * PAGE;
-	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (*pages == MAP_FAILED || ioctl(fd, UFFDIO_API, &api) ||
-	    ioctl(fd, UFFDIO_REGISTER, &reg)) {
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /*
  * True once the pending read of @fd's channel shows @state in fdinfo
  * ("read:\t<id> <state> retry ..."), false if it does not by @ms.
@@ -676,7 +653,7 @@ FIXTURE_SETUP(fault_line)
 	for (int i = 0; i < NR_STUCK; i++)
 		ASSERT_EQ(0, ap_pair(self->fds[i], 0, CAP, AIOPIPE_ENGINE_RETRY,
 				     AIOPIPE_FILTER_ON));
-	self->uffd = uffd_pages(NR_STUCK, &self->pages);
+	self->uffd = ap_uffd_pages(NR_STUCK, &self->pages);
 	ASSERT_LE(0, self->uffd) TH_LOG("userfaultfd over %d pages: %s",
 					NR_STUCK, strerror(errno));
 	ASSERT_EQ(0, io_setup(NR_STUCK, &self->ctx));

@@ -362,26 +362,32 @@ static inline ssize_t ap_read_now(int fd, void *buf, size_t len)
 	return n;
 }
 
-/* A fresh page whose first touch waits on the returned userfaultfd, or -1. */
-static inline int ap_uffd_page(char **page)
+/* @n fresh pages whose first touch waits on the returned userfaultfd, or -1. */
+static inline int ap_uffd_pages(int n, char **pages)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { 0 };
 	int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
 
+	*pages = MAP_FAILED;
 	if (fd < 0)
 		return -1;
-	*page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	reg.range.start = (unsigned long)*page;
-	reg.range.len = 4096;
+	*pages = mmap(NULL, (size_t)n * 4096, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	reg.range.start = (unsigned long)*pages;
+	reg.range.len = (unsigned long)n * 4096;
 	reg.mode = UFFDIO_REGISTER_MODE_MISSING;
-	if (*page == MAP_FAILED || ioctl(fd, UFFDIO_API, &api) ||
+	if (*pages == MAP_FAILED || ioctl(fd, UFFDIO_API, &api) ||
 	    ioctl(fd, UFFDIO_REGISTER, &reg)) {
 		close(fd);
 		return -1;
 	}
 	return fd;
+}
+
+static inline int ap_uffd_page(char **page)
+{
+	return ap_uffd_pages(1, page);
 }
 
 /*
