@@ -62,10 +62,11 @@ module: $(B)/$(KVER)/aiopipe.ko
 modules:
 	@for v in $(KVERS); do $(MAKE) --no-print-directory module KVER=$$v || exit 1; done
 
-$(B)/%/aiopipe.ko: $(MOD_SRCS)
+$(B)/%/aiopipe.ko: $(MOD_SRCS) dkms.conf
 	@test -n "$*" || { echo "no target kernel: run scripts/deps" >&2; exit 1; }
 	@mkdir -p $(B)/$*/mod/kmod $(B)/$*/mod/uapi
 	@ln -sfn $(TOP)/Kbuild $(B)/$*/mod/Kbuild
+	@ln -sfn $(TOP)/dkms.conf $(B)/$*/mod/dkms.conf
 	@ln -sfn $(TOP)/uapi/linux $(B)/$*/mod/uapi/linux
 	@for f in $(wildcard kmod/*.c kmod/*.h); do ln -sfn $(TOP)/$$f $(B)/$*/mod/$$f; done
 	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/mod W=1 AIOPIPE_WERROR=y modules

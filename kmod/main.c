@@ -224,3 +224,4 @@ module_exit(aiopipe_exit);
 MODULE_LICENSE("GPL");
 MODULE_AUTHOR("aiopipe developers");
 MODULE_DESCRIPTION("Pipes that are truly asynchronous under libaio and io_uring");
+MODULE_VERSION(AIOPIPE_VERSION);
