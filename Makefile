@@ -18,13 +18,15 @@ KVER		?= $(shell $(TOP)/scripts/kernels default 2>/dev/null)
 KVERS		?= $(shell $(TOP)/scripts/kernels list 2>/dev/null)
 KDIR		= $(shell $(TOP)/scripts/kernels kdir $(KVER))
 SRCTAR		?= /usr/src/linux-source-6.1.tar.xz
+VERSION		:= $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' $(TOP)/dkms.conf)
 
 MOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) Kbuild uapi/linux/aiopipe.h
 TESTMOD_SRCS	:= $(wildcard selftests/runner/mods/*.c)
 
 CC		:= gcc
 CFLAGS		:= -O2 -g -Wall -Wextra -Werror -std=gnu11 -D_GNU_SOURCE \
-		   -I$(TOP)/uapi -I$(TOP)/userspace/lib -I$(B)/ksft
+		   -I$(TOP)/uapi -I$(TOP)/userspace/lib -I$(B)/ksft \
+		   -DAIOPIPE_VERSION='"$(VERSION)"'
 LDFLAGS		:= -static
 LDLIBS		:= -luring -laio -lpthread -lm
 
@@ -47,7 +49,6 @@ CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
 PREFIX		?= /usr/local
 DESTDIR		?=
-VERSION		:= $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' dkms.conf)
 INST_TOOLS	:= $(notdir $(TOOLS) $(PIPETEST))
 
 all: module userspace
