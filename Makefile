@@ -14,6 +14,20 @@
 
 TOP		:= $(CURDIR)
 B		:= $(TOP)/build
+
+# Every entry point installs its dependencies (scripts/deps, Debian packages)
+# before it lists kernels or uses a tool: on a fresh machine the target
+# kernels come with them.  Once per top-level make; not for clean, and not
+# where AIOPIPE_NO_DEPS=1 says the caller provides them (a package build,
+# whose Build-Depends are its dependencies).
+ifeq ($(AIOPIPE_NO_DEPS),)
+ifneq ($(filter-out clean,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(shell $(TOP)/scripts/deps >&2 || echo failed),)
+$(error scripts/deps failed: the Debian packages aiopipe needs are not installed)
+endif
+export AIOPIPE_NO_DEPS := 1
+endif
+endif
 KVER		?= $(shell $(TOP)/scripts/kernels default 2>/dev/null)
 KVERS		?= $(shell $(TOP)/scripts/kernels list 2>/dev/null)
 KDIR		= $(shell $(TOP)/scripts/kernels kdir $(KVER))
