@@ -586,6 +586,7 @@ static void usage(FILE *f)
 "                       the checker: the run must fail with exit 1)\n"
 "  -v, --verbose        more progress on stderr\n"
 "  -h, --help           this text\n"
+"      --version        print the version and exit\n"
 "\n"
 "Exit status: 0 ok, 1 failure (a token check, a system call), 2 combination\n"
 "not supported (e.g. aio-read on a kernel pipe: io_submit would block),\n"
@@ -629,7 +630,7 @@ static void print_header(void)
 
 enum {
 	OPT_NONBLOCK = 256, OPT_DEPTH, OPT_DRAIN_WAITER, OPT_CAPACITY, OPT_WARMUP, OPT_VERIFY,
-	OPT_STALL, OPT_NO_HEADER, OPT_PRINT_HEADER, OPT_INJECT,
+	OPT_STALL, OPT_NO_HEADER, OPT_PRINT_HEADER, OPT_INJECT, OPT_VERSION,
 };
 
 static void parse_args(struct pt *pt, int argc, char **argv)
@@ -654,6 +655,7 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 		{ "inject-corruption", required_argument, NULL, OPT_INJECT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c, v;
@@ -738,6 +740,9 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("pipetest %s\n", AIOPIPE_VERSION);
 			exit(0);
 		default:
 			usage(stderr);

@@ -961,6 +961,7 @@ static void usage(FILE *f)
 "  -t, --timeout S      fail when nothing moves for S seconds (default 60)\n"
 "  -q, --quiet          no progress on stderr\n"
 "  -h, --help           this text\n"
+"      --version        print the version and exit\n"
 "Output: one CSV line on stdout:\n"
 "  mode,pipe,engine,streams,block,depth,mbytes,seconds,mb_per_sec,cpu_idle_pct\n"
 "(MB = 2^20 bytes; cpu_idle_pct: idle + iowait share of all CPUs from /proc/stat\n"
@@ -989,6 +990,7 @@ static void parse_args(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -1032,6 +1034,9 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case 'v':
+			printf("aiocopy %s\n", AIOPIPE_VERSION);
 			exit(0);
 		default:
 			usage(stderr);

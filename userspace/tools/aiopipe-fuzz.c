@@ -1167,10 +1167,19 @@ static void usage(FILE *f)
 "usage: aiopipe-fuzz [--iterations N] [--seed S] [--timeout S] [--keep-root]\n"
 "                    [--no-fork] [--no-global-check] [--verbose]\n"
 "Random syscalls against aiopipe (ioctls, iovecs, libaio iocbs, io_cancel,\n"
-"io_uring SQEs, closes, forks); N iterations (default 20000), reproducible by\n"
-"seed (default: from the clock; printed).  Exits 0 if the run finished and\n"
-"the module's global counters came back to zero; 2 if the watchdog (--timeout,\n"
-"default 600 s) fired.  Prints one CSV row: seed,iterations,seconds,forks,kills,result.\n");
+"io_uring SQEs, closes, forks), reproducible by seed.\n"
+"  --iterations N     calls to make (default 20000)\n"
+"  --seed S           the run's seed (default: from the clock; printed)\n"
+"  --timeout S        watchdog: exit 2 after S seconds (default 600)\n"
+"  --keep-root        run as root (default: root drops to uid/gid 65534)\n"
+"  --no-fork          no child processes\n"
+"  --no-global-check  skip the final check of the global counters\n"
+"  --verbose          log every call on stderr\n"
+"  -h, --help         this text\n"
+"  --version          print the version and exit\n"
+"Prints one CSV row: seed,iterations,seconds,forks,kills,result.  Exits 0 if\n"
+"the run finished and the module's global counters came back to zero, 1 on\n"
+"failure, 2 on usage or when the watchdog fired.\n");
 }
 
 int main(int argc, char **argv)
@@ -1184,6 +1193,7 @@ int main(int argc, char **argv)
 		{ "no-global-check", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct sigaction fatal = { .sa_handler = on_fatal };
@@ -1201,6 +1211,7 @@ int main(int argc, char **argv)
 		case 'G': O.global_check = false; break;
 		case 'v': O.verbose = true; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("aiopipe-fuzz %s\n", AIOPIPE_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

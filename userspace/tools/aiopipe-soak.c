@@ -2154,18 +2154,30 @@ static void usage(FILE *f)
 "usage: aiopipe-soak [--seconds D] [--channels C] [--procs P] [--seed S]\n"
 "                    [--max-write B] [--max-read B] [--stall S] [--no-chaos]\n"
 "                    [--allow-faults] [--fail-self] [--header] [--verbose]\n"
-"Stress aiopipe for D seconds (default 10) over C channels (default 8) in P\n"
-"worker processes (default 2) plus a chaos process (fork + kill -9 with\n"
-"requests pending, io_destroy, full completion rings).  Every byte is checked.\n"
+"                    [--inject KIND]\n"
+"Stress aiopipe for D seconds over C channels in P worker processes plus a\n"
+"chaos process (fork + kill -9 with requests pending, io_destroy, full\n"
+"completion rings).  Every byte is checked.\n"
+"  --seconds D      run time in seconds (default 10)\n"
+"  --channels C     channels, 1..%u (default 8)\n"
+"  --procs P        worker processes, 1..%u, at most C (default 2)\n"
 "  --seed S         the run's seed (default: from the clock; printed)\n"
+"  --max-write B    largest write in bytes, %u..8 MiB (default 262144)\n"
+"  --max-read B     largest read in bytes, 1..8 MiB (default 131072)\n"
+"  --stall S        a run making no progress for S s fails (default 90)\n"
+"  --no-chaos       no chaos process\n"
 "  --allow-faults   ENOMEM/EFAULT results are acceptable (fault injection on)\n"
 "  --fail-self      every thread sets /proc/thread-self/make-it-fail\n"
-"  --stall S        a run making no progress for S s fails (default 90)\n"
+"  --header         print the CSV header before the row\n"
+"  --verbose        progress lines on stderr\n"
 "  --inject KIND    self-test of the checker: lose, duplicate or corrupt one\n"
 "                   read's bytes in user space (lost|dup|corrupt): must FAIL\n"
+"  -h, --help       this text\n"
+"  --version        print the version and exit\n"
 "Prints a CSV row (--header: a header first); exit status 0 only if nothing\n"
 "was lost, duplicated or corrupted, every request completed exactly once\n"
-"and the counters came back to zero.\n");
+"and the counters came back to zero; 1 failure, 2 usage, 4 watchdog.\n",
+		MAX_CHANS, MAX_PROCS, HDR);
 }
 
 static const char *const csv_cols[] = {
@@ -2218,6 +2230,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "inject", required_argument, NULL, 'I' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct results sum = { 0 };
@@ -2250,6 +2263,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("aiopipe-soak %s\n", AIOPIPE_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

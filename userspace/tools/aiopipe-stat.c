@@ -34,7 +34,16 @@ static void usage(FILE *f)
 "Print aiopipe counters: global (default), or of the channel behind an open\n"
 "fd or a named FIFO.  Plain output is one \"name value\" line per counter;\n"
 "--watch adds the change since the last sample; --csv prints a header and one\n"
-"row per sample (watch rows start with the elapsed seconds).\n");
+"row per sample (watch rows start with the elapsed seconds).\n"
+"  -c, --csv          CSV: a header line, then one row per sample\n"
+"  -w, --watch SECS   sample every SECS seconds (fractions allowed) until killed\n"
+"  -n, --count N      with --watch: stop after N samples\n"
+"  -f, --fd FD        the channel behind the open file descriptor FD\n"
+"  -p, --path PATH    the channel behind PATH (a named FIFO, opened\n"
+"                     O_RDONLY|O_NONBLOCK)\n"
+"  -h, --help         this text\n"
+"      --version      print the version and exit\n"
+"Exit status: 0 ok, 1 the counters could not be read, 2 usage.\n");
 }
 
 static int get(int fd, struct aiopipe_stats *st, const char *what)
@@ -59,6 +68,7 @@ int main(int argc, char **argv)
 		{ "fd", required_argument, NULL, 'f' },
 		{ "path", required_argument, NULL, 'p' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct aiopipe_stats cur, prev;
@@ -107,6 +117,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("aiopipe-stat %s\n", AIOPIPE_VERSION);
 			return 0;
 		default:
 			usage(stderr);

@@ -389,7 +389,8 @@ static void usage(FILE *f)
 "      --stall S      fail (exit 3) after S seconds without data (default 20)\n"
 "      --no-header    omit the CSV header\n"
 "      --print-header print only the CSV header\n"
-"  -h, --help\n"
+"  -h, --help         this text\n"
+"      --version      print the version and exit\n"
 "Exit status: 0 ok, 1 failure (data check, system call), 2 usage or\n"
 "unsupported, 3 stalled.\n");
 }
@@ -477,6 +478,7 @@ int main(int argc, char **argv)
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "print-header", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long before[NR_CSV_COUNTERS], after[NR_CSV_COUNTERS];
@@ -537,6 +539,9 @@ int main(int argc, char **argv)
 			return 0;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("aiostream %s\n", AIOPIPE_VERSION);
 			return 0;
 		default:
 			usage(stderr);
