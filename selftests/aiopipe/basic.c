@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "kselftest_harness.h"
+#include "backend.h"		/* skips the binary without the module */
 #include "libaiopipe.h"
 
 static int factory_open(void)

@@ -30,6 +30,7 @@
 
 #include "kselftest_harness.h"
 #include "async_util.h"
+#include "backend.h"
 #include "pause_util.h"
 
 #define PAGE		4096
