@@ -75,7 +75,10 @@ main() {
 		done
 		for s in "$scripts"/aiopipe/$glob.sh; do
 			[ -f "$s" ] || continue
-			run_one "$(basename "$s" .sh)" sh "$s"
+			name=$(basename "$s" .sh)
+			# a script named like a binary keeps its own results file
+			[ ! -e "$bin/$name" ] || name=$name.sh
+			run_one "$name" sh "$s"
 		done
 		set -f
 	done
