@@ -173,32 +173,142 @@ bench-quick:
 	$(TOP)/scripts/bench --quick $(BENCH_ARGS)
 
 # ---- installation as users expect of an out-of-tree module ----------------
-# make install [DESTDIR=...] [PREFIX=/usr/local] [LOAD_AT_BOOT=1]
-# The module is loaded at boot only with LOAD_AT_BOOT=1 (modules-load.d);
-# otherwise "modprobe aiopipe" loads it.  The udev rule gives the named FIFOs
-# to the group "aiopipe", which install does not create: the administrator
-# runs "groupadd --system aiopipe" (docs/semantics.md, threat model).
-install: all
+# make install [DESTDIR=...] [PREFIX=/usr/local] [LIBDIR=PREFIX/lib] [LOAD_AT_BOOT=1]
+# installs what the Debian packages (make deb) install:
+#   /lib/modules/KVER/updates/aiopipe.ko   the module, for KVER
+#   PREFIX/include/aiopipe/linux/aiopipe.h the uapi header and libaiopipe.h,
+#   PREFIX/include/aiopipe/libaiopipe.h    found through "pkg-config --cflags
+#                                          aiopipe" (-I PREFIX/include/aiopipe);
+#                                          /usr/include/linux is the C library's
+#   LIBDIR/libaiopipe.a                    static only
+#   LIBDIR/pkgconfig/aiopipe.pc
+#   PREFIX/bin/                            pipetest aiostream aiopipe-stat aiocopy
+#                                          aiopipe-soak aiopipe-fuzz
+#   PREFIX/share/man/manN/                 every man/man*/*.[134]
+#   /lib/udev/rules.d/60-aiopipe.rules
+#   /etc/modules-load.d/aiopipe.conf       only with LOAD_AT_BOOT=1
+# The installed tools are not the static ones of build/bin (those are for the
+# VM's initramfs): they are built dynamically linked against Debian's libaio,
+# liburing, libpthread and libm in build/pkg, like the packaged ones, and
+# installed stripped (install -s; debian/rules passes INSTALL_STRIP= so that
+# dh_strip keeps the debug symbols for the -dbgsym packages).  install needs
+# the module's kernel headers but neither the selftests nor the linux-source
+# tarball.  The module is loaded at boot only with LOAD_AT_BOOT=1
+# (modules-load.d); otherwise "modprobe aiopipe" loads it.  The udev rule
+# gives the named FIFOs to the group "aiopipe", which install does not
+# create: the administrator runs "groupadd --system aiopipe"
+# (docs/semantics.md, threat model).
+#
+#   make install-userspace   everything above but the module and modules-load.d
+#                            (debian/rules uses it: no kernel headers needed)
+#   make tools-dynamic       only build the dynamic tools and library in build/pkg
+#   make dkms-install        the module sources alone (Kbuild, dkms.conf, kmod/,
+#                            uapi/) into /usr/src/aiopipe-VERSION; without
+#                            DESTDIR also "dkms add", then "dkms build" and
+#                            "dkms install" for every installed target kernel;
+#                            make dkms-uninstall: "dkms remove", and the sources
+#   make deb                 the Debian packages into build/deb, checked by lintian
+#                            (packaging/build-deb)
+.PHONY: install-module install-userspace tools-dynamic dkms-install dkms-uninstall deb
+
+BINDIR		?= $(PREFIX)/bin
+INCDIR		?= $(PREFIX)/include
+LIBDIR		?= $(PREFIX)/lib
+MANDIR		?= $(PREFIX)/share/man
+UDEVRULESDIR	?= /lib/udev/rules.d
+INSTALL_STRIP	?= -s
+# Extra flags for the dynamic build only (debian/rules: dpkg-buildflags).
+DYN_CFLAGS	?=
+DYN_LDFLAGS	?=
+PKG_B		:= $(B)/pkg
+DYN_LIB		:= $(PKG_B)/lib/libaiopipe.a
+DYN_TOOLS	:= $(addprefix $(PKG_B)/bin/,$(INST_TOOLS))
+MAN_PAGES	:= $(wildcard man/man*/*.[134])
+INST_MAN	:= $(addprefix $(DESTDIR)$(MANDIR)/,$(patsubst man/%,%,$(MAN_PAGES)))
+INST_INC	:= $(DESTDIR)$(INCDIR)/aiopipe
+DKMS_SRC	:= /usr/src/aiopipe-$(VERSION)
+
+tools-dynamic: $(if $(LIB_SRCS),$(DYN_LIB)) $(DYN_TOOLS)
+
+$(PKG_B)/lib/%.o: userspace/lib/%.c $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DYN_CFLAGS) -c -o $@ $<
+
+$(DYN_LIB): $(patsubst userspace/lib/%.c,$(PKG_B)/lib/%.o,$(LIB_SRCS))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(PKG_B)/bin/%: userspace/tools/%.c $(DYN_LIB) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DYN_CFLAGS) $(DYN_LDFLAGS) -Wl,--as-needed -o $@ $< $(DYN_LIB) $(LDLIBS)
+
+$(PKG_B)/bin/pipetest: $(PIPETEST_SRCS) $(wildcard userspace/pipetest/*.h) $(DYN_LIB) $(LIB_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DYN_CFLAGS) $(DYN_LDFLAGS) -Wl,--as-needed -o $@ $(PIPETEST_SRCS) \
+		$(DYN_LIB) $(LDLIBS)
+
+install-module: module
 	install -D -m 0644 $(B)/$(KVER)/aiopipe.ko $(DESTDIR)/lib/modules/$(KVER)/updates/aiopipe.ko
-	install -D -m 0644 uapi/linux/aiopipe.h $(DESTDIR)$(PREFIX)/include/linux/aiopipe.h
-	install -D -m 0644 userspace/lib/libaiopipe.h $(DESTDIR)$(PREFIX)/include/libaiopipe.h
-	install -D -m 0644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libaiopipe.a
-	@mkdir -p $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' packaging/aiopipe.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiopipe.pc
-	for t in $(INST_TOOLS); do install -D -m 0755 $(B)/bin/$$t $(DESTDIR)$(PREFIX)/bin/$$t; done
-	install -D -m 0644 packaging/60-aiopipe.rules $(DESTDIR)/lib/udev/rules.d/60-aiopipe.rules
+
+install-userspace: tools-dynamic
+	install -D -m 0644 uapi/linux/aiopipe.h $(INST_INC)/linux/aiopipe.h
+	install -D -m 0644 userspace/lib/libaiopipe.h $(INST_INC)/libaiopipe.h
+	install -D -m 0644 $(DYN_LIB) $(DESTDIR)$(LIBDIR)/libaiopipe.a
+	@mkdir -p $(DESTDIR)$(LIBDIR)/pkgconfig
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCDIR)|' \
+		-e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@VERSION@|$(VERSION)|' \
+		packaging/aiopipe.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/aiopipe.pc
+	for t in $(INST_TOOLS); do \
+		install -D $(INSTALL_STRIP) -m 0755 $(PKG_B)/bin/$$t $(DESTDIR)$(BINDIR)/$$t || exit 1; \
+	done
+	for m in $(MAN_PAGES); do \
+		install -D -m 0644 $$m $(DESTDIR)$(MANDIR)/$${m#man/} || exit 1; \
+	done
+	install -D -m 0644 packaging/60-aiopipe.rules $(DESTDIR)$(UDEVRULESDIR)/60-aiopipe.rules
+
+install: install-module install-userspace
 	$(if $(filter 1,$(LOAD_AT_BOOT)),install -D -m 0644 packaging/modules-load.conf \
 		$(DESTDIR)/etc/modules-load.d/aiopipe.conf)
 	$(if $(DESTDIR),,depmod -a $(KVER))
 
 uninstall:
 	rm -f $(DESTDIR)/lib/modules/$(KVER)/updates/aiopipe.ko
-	rm -f $(DESTDIR)$(PREFIX)/include/linux/aiopipe.h $(DESTDIR)$(PREFIX)/include/libaiopipe.h
-	rm -f $(DESTDIR)$(PREFIX)/lib/libaiopipe.a $(DESTDIR)$(PREFIX)/lib/pkgconfig/aiopipe.pc
-	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(INST_TOOLS))
-	rm -f $(DESTDIR)/lib/udev/rules.d/60-aiopipe.rules $(DESTDIR)/etc/modules-load.d/aiopipe.conf
+	rm -f $(INST_INC)/linux/aiopipe.h $(INST_INC)/libaiopipe.h
+	rmdir $(INST_INC)/linux $(INST_INC) 2>/dev/null || true
+	rm -f $(DESTDIR)$(LIBDIR)/libaiopipe.a $(DESTDIR)$(LIBDIR)/pkgconfig/aiopipe.pc
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(INST_TOOLS))
+	rm -f $(INST_MAN)
+	rm -f $(DESTDIR)$(UDEVRULESDIR)/60-aiopipe.rules $(DESTDIR)/etc/modules-load.d/aiopipe.conf
 	$(if $(DESTDIR),,depmod -a $(KVER))
+
+# "dkms add ." in a checkout would copy build/ and everything else into
+# /usr/src; this copies the module sources only.  --force rebuilds and
+# reinstalls, so that running it again after a source change takes effect.
+dkms-install:
+	$(if $(DESTDIR),,@! dpkg-query -S $(DKMS_SRC) >/dev/null 2>&1 || \
+		{ echo "$(DKMS_SRC) belongs to a Debian package (aiopipe-dkms): remove that first" >&2; exit 1; })
+	rm -rf $(DESTDIR)$(DKMS_SRC)
+	install -d $(DESTDIR)$(DKMS_SRC)/kmod $(DESTDIR)$(DKMS_SRC)/uapi/linux
+	install -m 0644 Kbuild dkms.conf $(DESTDIR)$(DKMS_SRC)/
+	install -m 0644 $(wildcard kmod/*.c kmod/*.h) $(DESTDIR)$(DKMS_SRC)/kmod/
+	install -m 0644 uapi/linux/aiopipe.h $(DESTDIR)$(DKMS_SRC)/uapi/linux/
+	$(if $(DESTDIR),,dkms status -m aiopipe -v $(VERSION) | grep -q . || \
+		dkms add -m aiopipe -v $(VERSION))
+	$(if $(DESTDIR),,$(if $(KVERS),for k in $(KVERS); do \
+		dkms build --force -m aiopipe -v $(VERSION) -k $$k && \
+		dkms install --force -m aiopipe -v $(VERSION) -k $$k || exit 1; done, \
+		dkms build --force -m aiopipe -v $(VERSION) && \
+		dkms install --force -m aiopipe -v $(VERSION)))
+
+dkms-uninstall:
+	$(if $(DESTDIR),,@! dpkg-query -S $(DKMS_SRC) >/dev/null 2>&1 || \
+		{ echo "$(DKMS_SRC) belongs to a Debian package (aiopipe-dkms): remove that instead" >&2; exit 1; })
+	$(if $(DESTDIR),,if dkms status -m aiopipe -v $(VERSION) | grep -q .; then \
+		dkms remove -m aiopipe -v $(VERSION) --all; fi)
+	rm -rf $(DESTDIR)$(DKMS_SRC)
+
+deb:
+	$(TOP)/packaging/build-deb --out $(B)/deb
 
 clean:
 	rm -rf $(B)
