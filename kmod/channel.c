@@ -184,10 +184,13 @@ void aiopipe_chan_put(struct aiopipe_chan *chan)
 	kref_put(&chan->ref, aiopipe_chan_free);
 }
 
-/* round_pipe_size() for bytes: a power of two of at least PAGE_SIZE. */
+/*
+ * round_pipe_size() for bytes: a power of two of at least PAGE_SIZE, at
+ * most AIOPIPE_CAPACITY_MAX.
+ */
 int aiopipe_chan_round_capacity(u64 size, u32 *cap)
 {
-	if (size > (1U << 31))
+	if (size > AIOPIPE_CAPACITY_MAX)
 		return -EINVAL;
 	*cap = size < PAGE_SIZE ? PAGE_SIZE : roundup_pow_of_two(size);
 	return 0;

@@ -50,11 +50,12 @@ static int aiopipe_param_set_filter(const char *val,
 				       AIOPIPE_FILTER_ON);
 }
 
-/* A capacity: PAGE_SIZE .. 2^31 bytes, as F_SETPIPE_SZ accepts. */
+/* A capacity: PAGE_SIZE .. AIOPIPE_CAPACITY_MAX bytes. */
 static int aiopipe_param_set_capacity(const char *val,
 				      const struct kernel_param *kp)
 {
-	return aiopipe_param_set_range(val, kp->arg, PAGE_SIZE, 1U << 31);
+	return aiopipe_param_set_range(val, kp->arg, PAGE_SIZE,
+				       AIOPIPE_CAPACITY_MAX);
 }
 
 /* Pin bounds: 0 (never pin) .. 2^20 pages, so the budget never overflows. */
