@@ -215,7 +215,7 @@ void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
  * (F_SETPIPE_SZ accepts 2 GiB; a pipe allocates its pages lazily, an
  * aiopipe ring at once.)
  */
-#define AIOPIPE_CAPACITY_MAX	(1U << 30)
+#define AIOPIPE_CAPACITY_MAX	BIT(30)
 
 /* channel.c */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);
