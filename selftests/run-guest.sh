@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
 # Runs inside the VM guest (busybox sh): every selftest binary and guest-side
 # test script, each one's TAP kept in /out/tap/NAME.tap and its exit status in
 # /out/tap/status; then proves the module leaks nothing: the global counters

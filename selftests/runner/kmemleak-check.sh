@@ -1,4 +1,6 @@
 #!/bin/sh
+# SPDX-License-Identifier: GPL-2.0
+# usage: kmemleak-check.sh [--baseline|--help]
 # Guest side: run kmemleak explicitly and print what it suspects.
 #
 #   kmemleak-check.sh              scan (twice, after waiting for young objects
@@ -20,7 +22,7 @@ KL=/sys/kernel/debug/kmemleak
 AGE=${KMEMLEAK_AGE:-6}
 
 usage() {
-	sed -n '2,16s/^# \{0,1\}//p' "$0"
+	sed -n '3,18s/^# \{0,1\}//p' "$0"
 }
 
 mode=check
