@@ -32,7 +32,7 @@ KVER		?= $(shell $(TOP)/scripts/kernels default 2>/dev/null)
 KVERS		?= $(shell $(TOP)/scripts/kernels list 2>/dev/null)
 KDIR		= $(shell $(TOP)/scripts/kernels kdir $(KVER))
 SRCTAR		?= /usr/src/linux-source-6.1.tar.xz
-VERSION		:= $(shell sed -n 's/^PACKAGE_VERSION="\(.*\)"/\1/p' $(TOP)/dkms.conf)
+VERSION		:= $(shell sed -n 's/^PACKAGE_VERSION="\{0,1\}\([^" #]*\).*/\1/p' $(TOP)/dkms.conf)
 
 MOD_SRCS	:= $(wildcard kmod/*.c kmod/*.h) Kbuild uapi/linux/aiopipe.h
 TESTMOD_SRCS	:= $(wildcard selftests/runner/mods/*.c)

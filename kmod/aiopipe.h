@@ -209,14 +209,6 @@ void aiopipe_fault_done(kuid_t uid, struct workqueue_struct *wq,
 			struct work_struct *(*to_work)(struct list_head *));
 void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
 
-/*
- * The largest capacity, 1 GiB: AIOPIPE_IOC_SET_CAPACITY returns the new
- * capacity, and ioctl(2) returns an int, so it must stay positive there.
- * (F_SETPIPE_SZ accepts 2 GiB; a pipe allocates its pages lazily, an
- * aiopipe ring at once.)
- */
-#define AIOPIPE_CAPACITY_MAX	BIT(30)
-
 /* channel.c */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);
 void aiopipe_chan_put(struct aiopipe_chan *chan);

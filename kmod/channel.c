@@ -204,7 +204,7 @@ int aiopipe_chan_round_capacity(u64 size, u32 *cap)
  */
 static int aiopipe_capacity_allowed(u32 now, u32 cap)
 {
-	if (cap > now && cap > aiopipe_max_capacity &&
+	if (cap > now && cap > READ_ONCE(aiopipe_max_capacity) &&
 	    !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
 	return 0;
@@ -233,7 +233,8 @@ static void aiopipe_ring_linearize(struct aiopipe_chan *chan,
 
 /*
  * F_SETPIPE_SZ for a channel: EBUSY if the bytes held would not fit, so a
- * shrink never loses data.  Returns the new capacity.
+ * shrink never loses data.  Returns the new capacity, which the ioctl hands
+ * back through sys_ioctl()'s int: AIOPIPE_CAPACITY_MAX keeps it positive.
  */
 int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 {
@@ -241,6 +242,7 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	u32 cap;
 	int ret;
 
+	BUILD_BUG_ON(AIOPIPE_CAPACITY_MAX > INT_MAX);
 	ret = aiopipe_chan_round_capacity(size, &cap);
 	if (!ret)
 		ret = aiopipe_capacity_allowed(READ_ONCE(chan->cap), cap);

@@ -31,7 +31,7 @@ static int aiopipe_pair_capacity(u32 asked, u32 *cap)
 	ret = aiopipe_chan_round_capacity(asked, cap);
 	if (ret)
 		return ret;
-	if (*cap > aiopipe_max_capacity && !capable(CAP_SYS_RESOURCE))
+	if (*cap > READ_ONCE(aiopipe_max_capacity) && !capable(CAP_SYS_RESOURCE))
 		return -EPERM;
 	*cap = aiopipe_limit_capacity(*cap);
 	return 0;

@@ -93,13 +93,20 @@ struct aiopipe_stats {
  */
 #define AIOPIPE_IOC_MAGIC	0xD4
 
+/*
+ * The largest capacity, 1 GiB: SET_CAPACITY returns the new capacity, and
+ * ioctl(2) returns an int.  Larger sizes are EINVAL.
+ */
+#define AIOPIPE_CAPACITY_MAX	0x40000000	/* 1 GiB */
+
 /* On /dev/aiopipe: create a pair, like pipe2(). */
 #define AIOPIPE_IOC_PAIR	_IOWR(AIOPIPE_IOC_MAGIC, 0x00, struct aiopipe_pair)
 /*
  * On either end.  SET_CAPACITY behaves like fcntl(F_SETPIPE_SZ): the size is
  * rounded up to a power of two of at least PAGE_SIZE, EPERM above the
- * max_capacity module parameter without CAP_SYS_RESOURCE, EBUSY if the bytes
- * held would not fit; it returns the new capacity.
+ * max_capacity module parameter without CAP_SYS_RESOURCE, EINVAL above
+ * AIOPIPE_CAPACITY_MAX, EBUSY if the bytes held would not fit; it returns
+ * the new capacity.
  */
 #define AIOPIPE_IOC_SET_CAPACITY _IOW(AIOPIPE_IOC_MAGIC, 0x01, __u32)
 #define AIOPIPE_IOC_GET_CAPACITY _IOR(AIOPIPE_IOC_MAGIC, 0x02, __u32)

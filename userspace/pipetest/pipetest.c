@@ -710,7 +710,7 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 			pt->depth = (unsigned int)parse_num("--depth", optarg, 1, 64);
 			break;
 		case OPT_CAPACITY:
-			pt->capacity = (unsigned int)parse_num("--capacity", optarg, 4096, 1u << 30);
+			pt->capacity = (unsigned int)parse_num("--capacity", optarg, 4096, AIOPIPE_CAPACITY_MAX);
 			break;
 		case OPT_WARMUP:
 			pt->warmup = parse_num("--warmup", optarg, 0, ~0ull >> 2);

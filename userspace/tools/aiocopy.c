@@ -1005,7 +1005,7 @@ static void parse_args(int argc, char **argv)
 		case 'n': O.streams = parse_uint("--streams", optarg, 1, MAX_STREAMS); break;
 		case 'b': O.block = parse_uint("--block", optarg, ALIGN, MAX_BLOCK); break;
 		case 'd': O.depth = parse_uint("--depth", optarg, 1, MAX_DEPTH); break;
-		case 'c': O.capacity = parse_uint("--capacity", optarg, 0, 1u << 30); break;
+		case 'c': O.capacity = parse_uint("--capacity", optarg, 0, AIOPIPE_CAPACITY_MAX); break;
 		case 't': O.timeout = parse_uint("--timeout", optarg, 1, 86400); break;
 		case 'D': O.direct = false; break;
 		case 'V': O.verify = false; break;

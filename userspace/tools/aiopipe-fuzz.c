@@ -369,6 +369,7 @@ static void do_pair(void)
 {
 	static const unsigned int caps[] = {
 		0, 1, 4095, 4096, 4097, 65536, 1u << 20, (1u << 20) + 1, 1u << 21,
+		AIOPIPE_CAPACITY_MAX, AIOPIPE_CAPACITY_MAX + 1,
 		1u << 31, (1u << 31) + 1, UINT32_MAX,
 	};
 	struct aiopipe_pair p = { 0 };
