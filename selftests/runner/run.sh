@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Self-tests of scripts/vm-run: boots the kernel for real (7 boots, about a
-# minute and a half under TCG) and prints TAP.
-#
+# SPDX-License-Identifier: GPL-2.0
 # usage: selftests/runner/run.sh [--kver VER]
 #   --kver VER   kernel to test with (default: scripts/kernels default)
+#
+# Self-tests of scripts/vm-run: boots the kernel for real (7 boots, about a
+# minute and a half under TCG) and prints TAP.
 #
 # Needs build/VER/testmods/warn_on_load.ko (built by make; built here from
 # selftests/runner/mods/ when missing). Uses build/VER/aiopipe.ko for the
@@ -19,7 +20,7 @@ vmrun=$top/scripts/vm-run
 PLAN=20
 
 usage() {
-	sed -n '2,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+	sed -n '3,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
 }
 
 n=0
