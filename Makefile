@@ -59,7 +59,7 @@ CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
 .PHONY: all module modules userspace testmods check check-static check-debug \
 	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall \
-	soak soak-debug
+	soak soak-debug no-kernel
 
 PREFIX		?= /usr/local
 DESTDIR		?=
@@ -72,10 +72,13 @@ deps:
 
 # ---- kernel module, one build tree per target kernel: build/<VER>/ --------
 # The sources are linked into build/<VER>/mod so objects never land in kmod/.
-module: $(B)/$(KVER)/aiopipe.ko
+module: $(if $(KVER),$(B)/$(KVER)/aiopipe.ko,no-kernel)
 
-modules:
+modules: $(if $(KVERS),,no-kernel)
 	@for v in $(KVERS); do $(MAKE) --no-print-directory module KVER=$$v || exit 1; done
+
+no-kernel:
+	@echo "no target kernel (Debian's image and headers): run scripts/deps" >&2; exit 1
 
 $(B)/%/aiopipe.ko: $(MOD_SRCS) dkms.conf
 	@test -n "$*" || { echo "no target kernel: run scripts/deps" >&2; exit 1; }
