@@ -39,23 +39,15 @@ skip() {
 show() { [ ! -s "$1" ] || sed 's/^/# /' "$1"; }
 md5() { md5sum <"$1" | cut -d' ' -f1; }
 
-# KSFT_SKIP: kselftest runners count exit 4 as a skip, never a failure.
-ksft_skip=4
-# Nothing here means anything without the module: skip before anything runs.
-if [ ! -c /dev/aiopipe ]; then
-	why="aiopipe module not loaded (no /dev/aiopipe): modprobe aiopipe"
-	[ ! -d /sys/module/aiopipe ] ||
-		why="aiopipe module loaded but no /dev/aiopipe (no devtmpfs or udev?)"
-	echo "1..0 # SKIP $why"
-	exit $ksft_skip
-fi
+# kselftest's skip and the shared checks (lib/ksft.sh)
+# shellcheck source=lib/ksft.sh
+. "$(dirname "$0")/lib/ksft.sh"
+ksft_require_module
 if ! command -v fio >/dev/null 2>&1; then
-	echo "1..0 # SKIP host root not mounted (no fio; run in scripts/vm-run --host-root)"
-	exit $ksft_skip
+	ksft_skip_all "host root not mounted (no fio; run in scripts/vm-run --host-root)"
 fi
 if [ ! -c /dev/aiopipe0 ] || [ ! -c /dev/aiopipe3 ]; then
-	echo "1..0 # SKIP no /dev/aiopipe0..3 (module not loaded, or fifos < 4)"
-	exit $ksft_skip
+	ksft_skip_all "no /dev/aiopipe0..3 (module not loaded, or fifos < 4)"
 fi
 mkdir -p "$t"
 trap 'rm -rf "$t"' EXIT

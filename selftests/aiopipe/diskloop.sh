@@ -29,45 +29,24 @@ not_ok() {
 # show FILE: its lines as TAP comments
 show() { sed 's/^/# /' "$1"; }
 
-# KSFT_SKIP: kselftest runners count exit 4 as a skip, never a failure.
-ksft_skip=4
-# Nothing here means anything without the module: skip before anything runs.
-if [ ! -c /dev/aiopipe ]; then
-	why="aiopipe module not loaded (no /dev/aiopipe): modprobe aiopipe"
-	[ ! -d /sys/module/aiopipe ] ||
-		why="aiopipe module loaded but no /dev/aiopipe (no devtmpfs or udev?)"
-	echo "1..0 # SKIP $why"
-	exit $ksft_skip
-fi
+# kselftest's skip and the shared checks (lib/ksft.sh)
+# shellcheck source=lib/ksft.sh
+. "$(dirname "$0")/lib/ksft.sh"
+ksft_require_module
 if [ ! -b "$dev" ]; then
-	echo "1..0 # SKIP no $dev: run in scripts/vm-run --disk 384M"
-	exit $ksft_skip
+	ksft_skip_all "no $dev: run in scripts/vm-run --disk 384M"
 fi
 # The scratch disk is overwritten: a disk in use is never one, whatever
 # its name (outside the VM /dev/vda can be the machine's own disk).
-# in_use DEV: DEV or a partition of it is mounted (by device number, so
-# also as /dev/root), is swap, or holds device-mapper/md devices
-in_use() {
-	for b in "/sys/class/block/${1#/dev/}" "/sys/class/block/${1#/dev/}"/*/; do
-		[ -r "$b/dev" ] || continue
-		[ -z "$(ls "$b/holders" 2>/dev/null)" ] || return 0
-		awk -v d="$(cat "$b/dev")" '$3 == d { f = 1 } END { exit !f }' \
-			/proc/self/mountinfo && return 0
-	done
-	grep -qE "^$1[p0-9]* " /proc/swaps
-}
-if in_use "$dev"; then
-	echo "1..0 # SKIP $dev is in use (mounted, swap or a holder): not a scratch disk"
-	exit $ksft_skip
+if ksft_disk_in_use "$dev"; then
+	ksft_skip_all "$dev is in use (mounted, swap or a holder): not a scratch disk"
 fi
 if ! command -v aiocopy >/dev/null 2>&1; then
-	echo "1..0 # SKIP aiocopy not found (make userspace)"
-	exit $ksft_skip
+	ksft_skip_all "aiocopy not found (make userspace)"
 fi
 disk_mb=$(($(cat "/sys/block/${dev#/dev/}/size") / 2048))
 if [ "$disk_mb" -lt $((5 * mb)) ]; then
-	echo "1..0 # SKIP $dev has $disk_mb MiB, needs $((5 * mb)) (--disk $((5 * mb))M)"
-	exit $ksft_skip
+	ksft_skip_all "$dev has $disk_mb MiB, needs $((5 * mb)) (--disk $((5 * mb))M)"
 fi
 
 mkdir -p "$t"

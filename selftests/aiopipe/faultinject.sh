@@ -33,20 +33,13 @@ secs=${FAULT_SOAK_SECONDS:-10}
 tests=${FAULT_TESTS:-"async_* pipe_*"}
 budget=100000000	# "times": counts down per injected failure
 
-# KSFT_SKIP: kselftest runners count exit 4 as a skip, never a failure.
-ksft_skip=4
-# Nothing here means anything without the module: skip before anything runs.
-if [ ! -c /dev/aiopipe ]; then
-	why="aiopipe module not loaded (no /dev/aiopipe): modprobe aiopipe"
-	[ ! -d /sys/module/aiopipe ] ||
-		why="aiopipe module loaded but no /dev/aiopipe (no devtmpfs or udev?)"
-	echo "1..0 # SKIP $why"
-	exit $ksft_skip
-fi
+# kselftest's skip and the shared checks (lib/ksft.sh)
+# shellcheck source=lib/ksft.sh
+. "$(dirname "$0")/lib/ksft.sh"
+ksft_require_module
 # the directory alone is no proof: pause_points=1 creates $fa/pause
 if [ ! -d "$fa/fail_alloc" ]; then
-	echo "1..0 # SKIP no fault injection on this kernel"
-	exit $ksft_skip
+	ksft_skip_all "no fault injection on this kernel"
 fi
 mkdir -p "$logs"
 n=0

@@ -13,12 +13,7 @@ dev=${PIN_FILEMAP_DEV:-/dev/vda}
 mnt=/tmp/pin_filemap.$$
 to=120
 
-# KSFT_SKIP: kselftest runners count exit 4 as a skip, never a failure.
-ksft_skip=4
-skip() {
-	echo "1..0 # SKIP $1"
-	exit $ksft_skip
-}
+skip() { ksft_skip_all "$1"; }
 # fail REASON FILE: the setup failed; FILE's lines as TAP comments
 fail() {
 	echo "1..1"
@@ -27,29 +22,14 @@ fail() {
 	exit 1
 }
 
-# Nothing here means anything without the module: skip before anything runs.
-if [ ! -c /dev/aiopipe ]; then
-	why="aiopipe module not loaded (no /dev/aiopipe): modprobe aiopipe"
-	[ ! -d /sys/module/aiopipe ] ||
-		why="aiopipe module loaded but no /dev/aiopipe (no devtmpfs or udev?)"
-	echo "1..0 # SKIP $why"
-	exit $ksft_skip
-fi
+# kselftest's skip and the shared checks (lib/ksft.sh)
+# shellcheck source=lib/ksft.sh
+. "$(dirname "$0")/lib/ksft.sh"
+ksft_require_module
 [ -b "$dev" ] || skip "no $dev: run in scripts/vm-run --host-root --disk 64M"
 # The scratch disk is formatted: a disk in use is never one, whatever
 # its name (outside the VM /dev/vda can be the machine's own disk).
-# in_use DEV: DEV or a partition of it is mounted (by device number, so
-# also as /dev/root), is swap, or holds device-mapper/md devices
-in_use() {
-	for b in "/sys/class/block/${1#/dev/}" "/sys/class/block/${1#/dev/}"/*/; do
-		[ -r "$b/dev" ] || continue
-		[ -z "$(ls "$b/holders" 2>/dev/null)" ] || return 0
-		awk -v d="$(cat "$b/dev")" '$3 == d { f = 1 } END { exit !f }' \
-			/proc/self/mountinfo && return 0
-	done
-	grep -qE "^$1[p0-9]* " /proc/swaps
-}
-in_use "$dev" && skip "$dev is in use (mounted, swap or a holder): not a scratch disk"
+ksft_disk_in_use "$dev" && skip "$dev is in use (mounted, swap or a holder): not a scratch disk"
 command -v pin_filemap >/dev/null 2>&1 || skip "pin_filemap not found (make userspace)"
 if ! grep -qw ext2 /proc/filesystems; then
 	modprobe ext4 >/dev/null 2>&1 || modprobe ext2 >/dev/null 2>&1

@@ -81,16 +81,10 @@ trace_check() {
 	}' "$inst/trace"
 }
 
-# KSFT_SKIP: kselftest runners count exit 4 as a skip, never a failure.
-ksft_skip=4
-# Nothing here means anything without the module: skip before anything runs.
-if [ ! -c /dev/aiopipe ]; then
-	why="aiopipe module not loaded (no /dev/aiopipe): modprobe aiopipe"
-	[ ! -d /sys/module/aiopipe ] ||
-		why="aiopipe module loaded but no /dev/aiopipe (no devtmpfs or udev?)"
-	echo "1..0 # SKIP $why"
-	exit $ksft_skip
-fi
+# kselftest's skip and the shared checks (lib/ksft.sh)
+# shellcheck source=lib/ksft.sh
+. "$(dirname "$0")/lib/ksft.sh"
+ksft_require_module
 echo "1..2"
 inst=
 trace_start
