@@ -1,10 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# usage: sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--only FIGS]
 # The benchmark sweeps, run inside the VM guest by scripts/bench (busybox sh:
 # no bash-isms).  Writes raw CSV into $OUT (default /out); the host
 # aggregates (median, min, max), plots and writes the report.
-#
-#   sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--only FIGS]
 #
 # FIGS is a comma list of: fig1 fig4 fig5 storm stream (default: all).
 # Repetitions are the outer loop, so slow drift of the machine (other jobs,
@@ -26,6 +25,7 @@ SECS=
 ONLY=all
 while [ $# -gt 0 ]; do
 	case "$1" in
+	-h | --help) sed -n '3,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	--quick) QUICK=1 ;;
 	--runs) RUNS=$2; shift ;;
 	--seconds) SECS=$2; shift ;;

@@ -1,16 +1,18 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
+# usage: sh scripts/pipetest-smoke.sh [PASSES]   (default 200 passes per run)
 # Smoke run of the benchmark tools, inside the VM guest (busybox sh): every
 # pipetest model on every backend with tiny sizes, the unsupported
 # combinations (aio-read and aio-rw on a kernel pipe must exit 2), the token checker
 # itself, every aiostream mode, and aiopipe-stat.  Prints TAP; exits non-zero
 # if any test failed.
 #
-#   sh scripts/pipetest-smoke.sh [PASSES]      (default 200 passes per run)
-#
 # Environment: PIPETEST, AIOSTREAM, AIOPIPE_STAT (default: from PATH),
 # SMOKE_TIMEOUT per run in seconds (default 60).
 
+case "${1:-}" in
+-h | --help) sed -n '3,/^$/s/^# \{0,1\}//p' "$0"; exit 0 ;;
+esac
 PASSES=${1:-200}
 PIPETEST=${PIPETEST:-pipetest}
 AIOSTREAM=${AIOSTREAM:-aiostream}
