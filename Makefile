@@ -143,8 +143,10 @@ $(B)/bin/selftests/%: selftests/aiopipe/%.c $(TEST_HDRS) $(HARNESS) $(LIB) $(LIB
 	$(CC) $(CFLAGS) -Wno-unused-parameter $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 # ---- checks ------------------------------------------------------------------
-check-static: $(CHECKPATCH)
-	$(TOP)/scripts/check-static
+check-static: $(CHECKPATCH) module
+	$(TOP)/scripts/check-static checkpatch
+	$(TOP)/scripts/check-static sparse $(KVER)
+	$(TOP)/scripts/check-static man
 
 check:
 	$(TOP)/scripts/check
