@@ -7,6 +7,8 @@
 #   make check               deps, build, static checks, selftests in the VM on
 #                            every installed Debian kernel; last line "N passed, N failed"
 #   make check-debug         the selftests under the KASAN/lockdep debug kernel
+#   make check-race          the race tests under the KCSAN debug kernel
+#   make coverage            line/branch coverage of kmod/ by the debug selftests
 #   make vm CMD='...'        run CMD in a VM with the module loaded
 #   make bench / bench-quick the paper sweeps, plots and report into results/
 #   make print-kdir KVER=V   the kernel build tree used for V
@@ -57,7 +59,7 @@ TESTS		:= $(patsubst selftests/aiopipe/%.c,$(B)/bin/selftests/%,$(TEST_SRCS))
 HARNESS		:= $(B)/ksft/kselftest_harness.h
 CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
-.PHONY: all module modules userspace testmods check check-static check-debug \
+.PHONY: all module modules userspace testmods check check-static check-debug check-race coverage coverage-module \
 	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall \
 	soak soak-debug no-kernel
 
@@ -80,15 +82,30 @@ modules: $(if $(KVERS),,no-kernel)
 no-kernel:
 	@echo "no target kernel (Debian's image and headers): run scripts/deps" >&2; exit 1
 
+# module_tree DIR: a Kbuild tree of links to the sources in DIR
+define module_tree
+	@mkdir -p $(1)/kmod $(1)/uapi
+	@ln -sfn $(TOP)/Kbuild $(1)/Kbuild
+	@ln -sfn $(TOP)/dkms.conf $(1)/dkms.conf
+	@ln -sfn $(TOP)/uapi/linux $(1)/uapi/linux
+	@for f in $(wildcard kmod/*.c kmod/*.h); do ln -sfn $(TOP)/$$f $(1)/$$f; done
+endef
+
 $(B)/%/aiopipe.ko: $(MOD_SRCS) dkms.conf
 	@test -n "$*" || { echo "no target kernel: run scripts/deps" >&2; exit 1; }
-	@mkdir -p $(B)/$*/mod/kmod $(B)/$*/mod/uapi
-	@ln -sfn $(TOP)/Kbuild $(B)/$*/mod/Kbuild
-	@ln -sfn $(TOP)/dkms.conf $(B)/$*/mod/dkms.conf
-	@ln -sfn $(TOP)/uapi/linux $(B)/$*/mod/uapi/linux
-	@for f in $(wildcard kmod/*.c kmod/*.h); do ln -sfn $(TOP)/$$f $(B)/$*/mod/$$f; done
+	$(call module_tree,$(B)/$*/mod)
 	$(MAKE) -C $$($(TOP)/scripts/kernels kdir $*) M=$(B)/$*/mod W=1 AIOPIPE_WERROR=y modules
 	@cp $(B)/$*/mod/aiopipe.ko $@
+
+# make coverage: the module for the debug kernel with gcov counters
+coverage-module: $(B)/coverage/aiopipe.ko
+
+$(B)/coverage/aiopipe.ko: $(MOD_SRCS) dkms.conf
+	$(call module_tree,$(B)/coverage/mod)
+	@rm -f $(B)/coverage/mod/kmod/*.gcno
+	$(MAKE) -C $$($(TOP)/scripts/kernels kdir debug) M=$(B)/coverage/mod W=1 \
+		AIOPIPE_WERROR=y AIOPIPE_GCOV=y modules
+	@cp $(B)/coverage/mod/aiopipe.ko $@
 
 # Deliberately broken modules that prove the VM runner catches splats.
 testmods: $(if $(TESTMOD_SRCS),$(B)/$(KVER)/testmods/.built)
@@ -153,6 +170,12 @@ check:
 
 check-debug:
 	$(TOP)/scripts/check --debug
+
+check-race:
+	$(TOP)/scripts/check --race
+
+coverage:
+	$(TOP)/scripts/coverage
 
 debug-kernel:
 	$(TOP)/scripts/debug-kernel --build

@@ -8,7 +8,8 @@
 #        list whose first word is "*" is followed by the pipetest smoke
 #        run and the module leak/unload checks; "!NAME" leaves NAME out)
 # Each test's start is also written to the kernel log, so that a report on
-# the console names the test that was running.
+# the console names the test that was running. With a gcov-instrumented
+# module (make coverage) the counters go to /out/gcov at the end.
 set -u
 
 bin=/opt/aiopipe/bin/selftests
@@ -61,6 +62,18 @@ final_checks() {
 	echo "module 0" >>"$out/status"
 }
 
+# The module's gcov counters (kept in debugfs after rmmod: gcov_persist=1),
+# under their build path, for scripts/coverage. Nothing without gcov.
+collect_gcov() {
+	g=/sys/kernel/debug/gcov
+	[ -d "$g" ] || return 0
+	find "$g" -name '*.gcda' | while read -r f; do
+		rel=${f#"$g"}
+		mkdir -p "/out/gcov${rel%/*}"
+		cat "$f" >"/out/gcov$rel"
+	done
+}
+
 main() {
 	mkdir -p "$out"
 	: >"$out/status"
@@ -83,11 +96,12 @@ main() {
 		done
 		set -f
 	done
-	case "$globs" in "*" | "* "*) ;; *) return 0 ;; esac
+	case "$globs" in "*" | "* "*) ;; *) collect_gcov; return 0 ;; esac
 	# every pipetest model and backend, tiny sizes: a broken model fails CI
 	smoke=/opt/aiopipe/scripts/pipetest-smoke.sh
 	[ -f "$smoke" ] && run_one pipetest_smoke sh "$smoke"
 	final_checks
+	collect_gcov
 	return 0
 }
 

@@ -130,7 +130,7 @@ main() {
 	# A scratch tree without build/: vm-run must ask for the module.
 	mkdir -p "$tmp/fake/scripts"
 	cp "$vmrun" "$top/scripts/kernels" "$top/scripts/debug-kernel" \
-		"$top/scripts/debug-kernel.config" "$tmp/fake/scripts/"
+		"$top"/scripts/debug-kernel*.config "$tmp/fake/scripts/"
 	rc=0
 	timeout 60 "$tmp/fake/scripts/vm-run" --kver "$kver" -- true >"$tmp/nomod.out" 2>&1 || rc=$?
 	check "missing module: exit 1, 'build the module first: make KVER=$kver'" "$tmp/nomod.out" \
@@ -168,8 +168,8 @@ main() {
 			has "$tmp/outA/console.log" "^randsum="'
 	check "--smp 2: the guest has 2 CPUs" "$tmp/A.log" has "$tmp/A.out" '^nproc=2 '
 	local release=$kver img
-	if [ "$kver" = debug ]; then # its release is in the version file next to the image
-		img=$("$top/scripts/kernels" image debug)
+	if [ "$kver" = debug ] || [ "$kver" = race ]; then # release: the version file by the image
+		img=$("$top/scripts/kernels" image "$kver")
 		release=$(cat "$(dirname "$img")/version" 2>/dev/null || echo "?")
 	fi
 	check "uname -r in the guest is $release" "$tmp/A.log" has_line "$tmp/A.out" "nproc=2 uname=$release"
