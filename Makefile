@@ -8,6 +8,7 @@
 #                            every installed Debian kernel; last line "N passed, N failed"
 #   make check-debug         the selftests under the KASAN/lockdep debug kernel
 #   make check-race          the race tests under the KCSAN debug kernel
+#   make check-all           check, check-debug and check-race (CI runs the first two)
 #   make coverage            line/branch coverage of kmod/ by the debug selftests
 #   make vm CMD='...'        run CMD in a VM with the module loaded
 #   make bench / bench-quick the paper sweeps, plots and report into results/
@@ -59,7 +60,7 @@ TESTS		:= $(patsubst selftests/aiopipe/%.c,$(B)/bin/selftests/%,$(TEST_SRCS))
 HARNESS		:= $(B)/ksft/kselftest_harness.h
 CHECKPATCH	:= $(B)/ksrc/scripts/checkpatch.pl
 
-.PHONY: all module modules userspace testmods check check-static check-debug check-race coverage coverage-module \
+.PHONY: all module modules userspace testmods check check-static check-debug check-race check-all coverage coverage-module \
 	vm bench bench-quick print-kdir clean deps debug-kernel install uninstall \
 	soak soak-debug no-kernel
 
@@ -173,6 +174,11 @@ check-debug:
 
 check-race:
 	$(TOP)/scripts/check --race
+
+# Each part runs even when an earlier one failed; the goal fails if any did.
+check-all:
+	@rc=0; for t in check check-debug check-race; do \
+		$(MAKE) --no-print-directory $$t || rc=1; done; exit $$rc
 
 coverage:
 	$(TOP)/scripts/coverage

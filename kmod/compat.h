@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Every kernel-version difference aiopipe depends on, as whole functions.
- * Supported: Debian's 6.1 and 6.12 LTS kernels (and the 6.1-based debug
- * kernel).  Nothing outside this file tests LINUX_VERSION_CODE.
+ * Supported: Debian's 6.1 and 6.12 LTS kernels, 6.12's PREEMPT_RT build
+ * (and the 6.1-based debug kernels).  Nothing outside this file tests
+ * LINUX_VERSION_CODE.  PREEMPT_RT needs no function here: the module takes
+ * no raw_spinlock_t and disables neither interrupts nor preemption by hand,
+ * so every lock it takes, including under fs/aio.c's ctx_lock and from wait
+ * queue callbacks, is one that sleeps on RT exactly when its caller's does.
  */
 #ifndef _AIOPIPE_COMPAT_H
 #define _AIOPIPE_COMPAT_H

@@ -145,7 +145,8 @@ static struct aiopipe_fault_user *aiopipe_fault_user(kuid_t uid)
 /*
  * Queue @work, a fault-in for @uid, on @wq now, or in @uid's line when it
  * has AIOPIPE_FAULTS_PER_USER running.  @entry links it while it waits.
- * Any context.  -ENOMEM when the user's entry cannot be made.
+ * Any context that may take a spinlock_t (GFP_ATOMIC under one: not under a
+ * raw lock on PREEMPT_RT).  -ENOMEM when the user's entry cannot be made.
  */
 int aiopipe_fault_queue(kuid_t uid, struct workqueue_struct *wq,
 			struct work_struct *work, struct list_head *entry)
