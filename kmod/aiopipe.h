@@ -234,7 +234,6 @@ static inline struct aiopipe_req *aiopipe_head(struct list_head *list)
 /* file.c */
 extern const struct file_operations aiopipe_end_fops;
 void aiopipe_end_release(struct file *file);
-bool aiopipe_is_end(const struct file *file);
 
 /* async.c: the request state machine */
 ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,

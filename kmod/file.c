@@ -585,11 +585,6 @@ const struct file_operations aiopipe_end_fops = {
 	.show_fdinfo	= aiopipe_show_fdinfo,
 };
 
-bool aiopipe_is_end(const struct file *file)
-{
-	return file->f_op == &aiopipe_end_fops;
-}
-
 /* Make @file an end of @chan: a stream that honours IOCB_NOWAIT. */
 void aiopipe_end_init(struct file *file, struct aiopipe_chan *chan)
 {

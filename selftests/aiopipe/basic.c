@@ -205,4 +205,42 @@ TEST_F(factory, global_stats_have_the_uapi_size)
 	EXPECT_EQ(EINVAL, errno);
 }
 
+/*
+ * /sys/class/misc/aiopipe/stats/NAME says what GET_STATS says: each value
+ * read between two ioctls lies between their two readings (other tests'
+ * work items may still move a counter).
+ */
+TEST_F(factory, sysfs_stats_match_the_ioctl)
+{
+	struct aiopipe_stats before, after;
+	char path[256], buf[64];
+	int n = aiopipe_stat_count();
+
+	ASSERT_LT(0, n);
+	for (int i = 0; i < n; i++) {
+		unsigned long long a, b, lo, hi, seen;
+		int fd;
+		ssize_t len;
+
+		snprintf(path, sizeof(path), "/sys/class/misc/aiopipe/stats/%s",
+			 aiopipe_stat_name(i));
+		ASSERT_EQ(0, aiopipe_stats(self->dev, &before));
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		ASSERT_LE(0, fd) TH_LOG("%s: %s", path, strerror(errno));
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		ASSERT_LT(0, len) TH_LOG("%s", path);
+		buf[len] = '\0';
+		seen = strtoull(buf, NULL, 10);
+		ASSERT_EQ(0, aiopipe_stats(self->dev, &after));
+		a = aiopipe_stat_value(&before, i);
+		b = aiopipe_stat_value(&after, i);
+		lo = a < b ? a : b;
+		hi = a < b ? b : a;
+		EXPECT_TRUE(lo <= seen && seen <= hi)
+			TH_LOG("%s: sysfs %llu, ioctl %llu then %llu",
+			       aiopipe_stat_name(i), seen, a, b);
+	}
+}
+
 TEST_HARNESS_MAIN

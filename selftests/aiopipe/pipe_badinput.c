@@ -15,6 +15,7 @@
  */
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/uio.h>
 
 #include "kselftest_harness.h"
@@ -495,6 +496,45 @@ TEST(pair_whose_answer_cannot_be_written_back_is_efault_and_leaks_no_fd)
 	EXPECT_EQ(before, pt_fd_count());
 	close(dev);
 	munmap(p, 4096);
+}
+
+/* The lowest fd number not in use (what the next open() would get). */
+static int lowest_free_fd(void)
+{
+	int fd = dup(0);
+
+	if (fd >= 0)
+		close(fd);
+	return fd;
+}
+
+/*
+ * Like pipe2(): EMFILE when RLIMIT_NOFILE leaves no fd for the read end,
+ * or one fd (the read end's) but none for the write end; no fd stays taken.
+ */
+TEST(pair_without_two_free_fds_is_emfile_like_pipe2)
+{
+	int dev = factory(), lowest, spare, fds[2];
+	struct rlimit old, lim;
+
+	ASSERT_LE(0, dev);
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &old));
+	lowest = lowest_free_fd();
+	ASSERT_LE(0, lowest);
+	for (spare = 0; spare <= 1; spare++) {
+		struct aiopipe_pair p = { 0 };
+
+		lim = old;
+		lim.rlim_cur = lowest + spare;
+		ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &lim));
+		EXPECT_EQ(-1, ioctl(dev, AIOPIPE_IOC_PAIR, &p)) TH_LOG("%d spare", spare);
+		EXPECT_EQ(EMFILE, errno);
+		EXPECT_EQ(-1, pipe2(fds, 0)) TH_LOG("%d spare", spare);
+		EXPECT_EQ(EMFILE, errno);
+		ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &old));
+		EXPECT_EQ(lowest, lowest_free_fd()) TH_LOG("%d spare", spare);
+	}
+	close(dev);
 }
 
 TEST(engine_and_filter_out_of_range_are_einval)

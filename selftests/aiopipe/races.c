@@ -14,6 +14,8 @@
  *    next one into a retry that takes bytes written meanwhile;
  *  - io_cancel emptying the read queue while a direct read is being
  *    queued behind it trips no kernel warning;
+ *  - io_cancel of a read that is being queued completes it, unlisted,
+ *    with -ECANCELED;
  *  - RWF_NOWAIT reads and writes do not wait for the channel mutex;
  *  - SET_CAPACITY checks its privilege against the capacity it replaces,
  *    under the lock: a "keep the size" call racing with a shrink does not
@@ -627,6 +629,49 @@ TEST_F(retry, queue_race_no_warn)
 	EXPECT_EQ(0L, (taint_after & ~taint_before) & AP_TAINT_WARN)
 		TH_LOG("tainted %ld -> %ld: the kernel warned", taint_before,
 		       taint_after);
+}
+
+/*
+ * io_cancel reaches a read between kiocb_set_cancel_fn() and its listing:
+ * the read is marked, never listed, and completes -ECANCELED from the
+ * submit itself; a write after it is not taken by it.
+ *
+ *   empty channel
+ *   test                          thread S                    aiopipe
+ *   arm queue_prepared
+ *                                 io_submit(PREAD S 100) -->  S prepared, cancel
+ *                                 parks, mutex held           fn set, not listed
+ *   io_cancel(S) -------------------------------------------> S NEW: marked
+ *   release ---------------------> io_submit returns 1        S DONE, -ECANCELED,
+ *                                                             never listed
+ *   write(10): stays in the ring; S: -ECANCELED, 0 bytes
+ */
+TEST_F(retry, cancel_while_being_queued_completes_unlisted)
+{
+	struct race *r = &self->r;
+	char *bs = page_buf(PAGE), buf[16];
+	struct iocb cbs, *cbp = &cbs;
+	struct op so = { .ctx = r->ctx, .cb = cbp };
+	struct io_event ev;
+	struct ap_call s;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, bs);
+	io_prep_pread(&cbs, r->fds[0], bs, 100, 0);
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_QUEUE_PREPARED));
+	ASSERT_EQ(0, ap_call_start(&s, op_submit, &so));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_QUEUE_PREPARED, 1, AP_LONG_MS));
+
+	EXPECT_EQ(-EINPROGRESS, io_cancel(r->ctx, &cbs, &ev));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_QUEUE_PREPARED));
+	ASSERT_TRUE(ap_call_join(&s, AP_LONG_MS));
+	EXPECT_EQ(1, s.ret);
+	EXPECT_EQ(0, ap_fdinfo_reqs(r->fds[0], "read", "", NULL, 0));
+
+	EXPECT_EQ(-ECANCELED, ap_reap1(r->ctx, &ev));
+	EXPECT_EQ(10, write(r->fds[1], "0123456789", 10));
+	EXPECT_EQ(10, ap_fionread(r->fds[0]));
+	EXPECT_EQ(10, read(r->fds[0], buf, sizeof(buf)));
 }
 
 /*
