@@ -188,8 +188,8 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 /*
  * kiocb cancel callback.  Called by io_cancel() and on exit/io_destroy with
  * the AIO context lock held and IRQs off (on !PREEMPT_RT), possibly from
- * softirq: it must not complete the kiocb itself (ki_complete takes that
- * same lock), nor sleep.
+ * softirq (on PREEMPT_RT a kthread): it must not complete the kiocb itself
+ * (ki_complete takes that same lock), nor sleep.
  * It always returns 0: fs/aio.c delists the kiocb whatever we answer.
  */
 static int aiopipe_cancel(struct kiocb *iocb)

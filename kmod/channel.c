@@ -25,8 +25,9 @@
  *	Wake callbacks already run under it, so they may move a request between
  *	states without another lock (as eventfd uses wqh.lock for its count).
  *	The aio cancel callback takes it with the AIO context lock held, IRQs
- *	off (on !PREEMPT_RT), in task or softirq context (exit_aio from an RCU
- *	callback).
+ *	off (on !PREEMPT_RT), in task context or from an RCU callback
+ *	(free_ioctx_users, the percpu_ref release after kill_ioctx: softirq,
+ *	or the rcuc kthread on PREEMPT_RT).
  *	Whether the new head of a pending list can move bytes depends on the
  *	ring, so it is decided under both locks; the cancel callback, which
  *	cannot take the mutex, leaves that to the channel's promote_work,

@@ -4,9 +4,10 @@
  * Supported: Debian's 6.1 and 6.12 LTS kernels, 6.12's PREEMPT_RT build
  * (and the 6.1-based debug kernels).  Nothing outside this file tests
  * LINUX_VERSION_CODE.  PREEMPT_RT needs no function here: the module takes
- * no raw_spinlock_t and disables neither interrupts nor preemption by hand,
- * so every lock it takes, including under fs/aio.c's ctx_lock and from wait
- * queue callbacks, is one that sleeps on RT exactly when its caller's does.
+ * no raw_spinlock_t and disables neither interrupts nor preemption by hand;
+ * every spinlock it takes is a spinlock_t, nested only inside other
+ * spinlock_t (fs/aio.c's ctx_lock, a wait queue's lock), so it becomes a
+ * sleeping lock on RT exactly where its callers' locks do.
  */
 #ifndef _AIOPIPE_COMPAT_H
 #define _AIOPIPE_COMPAT_H
