@@ -21,8 +21,10 @@
 
 #include <linux/cred.h>
 #include <linux/kthread.h>
+#include <linux/log2.h>
 #include <linux/module.h>
 #include <linux/pagemap.h>
+#include <linux/sched.h>
 #include <linux/uaccess.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
@@ -117,13 +119,19 @@ enum aiopipe_step {
  * Where a copy from or to the submitter's memory stopped short, as a
  * range for fault_work: the rest of the current segment, at most
  * AIOPIPE_FAULT_MAX bytes.  A short copy after a fault-in that mapped
- * nothing is a real -EFAULT; so is one after AIOPIPE_FAULT_REPEATS
- * fault-ins that moved nothing (memory the worker may not touch even when
- * present, such as a protection key the submitter's PKRU opens, or pages
- * another thread keeps discarding): the request never loops for good.
+ * nothing is a real -EFAULT.  A fault-in can also report success and map
+ * nothing for a while: a userfaultfd being closed answers "done" to every
+ * fault until its ranges are unregistered, where a CPU would simply retry
+ * the access.  So a fault-in that did not help is repeated after a pause
+ * that doubles up to AIOPIPE_FAULT_BACKOFF_MAX_MS (aiopipe_fault_backoff()),
+ * and only AIOPIPE_FAULT_REPEATS of them in a row, about a second of
+ * patience, make the short copy an -EFAULT (memory the worker may not touch
+ * even when present, or pages another thread keeps discarding): the
+ * request never loops for good.
  */
-#define AIOPIPE_FAULT_MAX	(16 * PAGE_SIZE)
-#define AIOPIPE_FAULT_REPEATS	8
+#define AIOPIPE_FAULT_MAX		(16 * PAGE_SIZE)
+#define AIOPIPE_FAULT_REPEATS		16
+#define AIOPIPE_FAULT_BACKOFF_MAX_MS	128
 
 static enum aiopipe_step aiopipe_retry_fault_at(struct aiopipe_req *req,
 						const struct iov_iter *at)
@@ -459,6 +467,36 @@ static struct work_struct *aiopipe_fault_entry_work(struct list_head *entry)
 	return &container_of(entry, struct aiopipe_req, fault_wait)->fault_work;
 }
 
+/* Whether fault_work still has a request to fault in for: not completed. */
+static bool aiopipe_fault_wanted(struct aiopipe_req *req)
+{
+	bool wanted;
+
+	spin_lock_irq(&req->chan->wq.lock);
+	wanted = req->state == RQ_FAULTING;
+	spin_unlock_irq(&req->chan->wq.lock);
+	return wanted;
+}
+
+/*
+ * Before a fault-in that follows fault-ins that did not help: 1, 2, 4 ...
+ * AIOPIPE_FAULT_BACKOFF_MAX_MS milliseconds, slept holding nothing, so the
+ * context that will make the memory usable (the closer of a userfaultfd,
+ * which needs the mmap lock these fault-ins keep taking) gets to run.
+ * fault_repeats is stable here: only the BUSY holder writes it.  Returns
+ * whether the request is still wanted afterwards.
+ */
+static bool aiopipe_fault_backoff(struct aiopipe_req *req)
+{
+	unsigned int repeats = req->fault_repeats, shift;
+
+	if (repeats < 2)
+		return true;
+	shift = min(repeats - 2, ilog2(AIOPIPE_FAULT_BACKOFF_MAX_MS));
+	schedule_timeout_idle(msecs_to_jiffies(1U << shift));
+	return aiopipe_fault_wanted(req);
+}
+
 /*
  * Fault the submitter's pages in, as the submitter (its mm and its
  * credentials), holding nothing another context waits for: if the fault
@@ -479,10 +517,8 @@ static void aiopipe_fault_work(struct work_struct *work)
 	const struct cred *old_cred;
 	bool wanted;
 
-	/* a request completed while it waited in its user's line is left */
-	spin_lock_irq(&chan->wq.lock);
-	wanted = req->state == RQ_FAULTING;
-	spin_unlock_irq(&chan->wq.lock);
+	/* a request completed while it waited (in its user's line, or here) is left */
+	wanted = aiopipe_fault_wanted(req) && aiopipe_fault_backoff(req);
 	if (wanted && mmget_not_zero(req->mm)) {
 		kthread_use_mm(req->mm);
 		old_cred = override_creds(req->cred);

@@ -19,7 +19,9 @@
  *  - RWF_NOWAIT reads and writes do not wait for the channel mutex;
  *  - SET_CAPACITY checks its privilege against the capacity it replaces,
  *    under the lock: a "keep the size" call racing with a shrink does not
- *    become an unprivileged grow past max_capacity.
+ *    become an unprivileged grow past max_capacity;
+ *  - a retry whose copies keep failing after fault-ins that succeeded
+ *    backs off and completes once they work (debug kernels: fail_copy).
  *
  * Skipped when the module has no pause points.  Every wait is on a fact
  * (a parked count, a request's fdinfo line, a completion, a call that
@@ -760,6 +762,83 @@ TEST_F(retry, resize_privilege_checked_under_the_lock)
 	EXPECT_EQ(-1, t.ret);
 	EXPECT_EQ(EPERM, t.err);
 	EXPECT_EQ(SMALL_CAP, aiopipe_get_capacity(r->fds[0]));
+}
+
+/* The module's copy fault attribute (debug kernels: fault injection). */
+#define FAIL_COPY	"/sys/kernel/debug/aiopipe/fail_copy"
+
+static int fail_copy_attr(const char *name, const char *value)
+{
+	char path[128];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), FAIL_COPY "/%s", name);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, value, strlen(value)) < 0)
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
+/* The next @times copies of the module fail, every one; 0 turns it off. */
+static int fail_copy_next(const char *times)
+{
+	int ret = fail_copy_attr("probability", "0");
+
+	if (!ret && strcmp(times, "0")) {
+		ret = fail_copy_attr("interval", "1") ?:
+		      fail_copy_attr("space", "0") ?:
+		      fail_copy_attr("verbose", "0") ?:
+		      fail_copy_attr("task-filter", "N") ?:
+		      fail_copy_attr("times", times) ?:
+		      fail_copy_attr("probability", "100");
+	}
+	return ret;
+}
+
+/*
+ * A fault-in can report success and map nothing for a while (a userfaultfd
+ * being closed answers "done" to every fault until its ranges are gone);
+ * twelve copies failing in a row after successful fault-ins stand in for
+ * that window here.  The retry backs off and goes on; the read completes
+ * with the bytes, not with -EFAULT.
+ *
+ *   test                                   retry worker
+ *   io_submit(PREAD 2) on the empty pipe
+ *   arm retry_start
+ *   write "ab" ------------------------->  kicked: parks
+ *   the next 12 copies fail
+ *   release ---------------------------->  copy fails, fault-in succeeds,
+ *                                          12 times, each later one after
+ *                                          a longer pause; copy 13: "ab"
+ *   io_getevents: 2, "ab"
+ */
+TEST_F(retry, copies_failing_after_good_fault_ins_are_retried_patiently)
+{
+	struct race *r = &self->r;
+	char *page = page_buf(PAGE);
+	struct io_event ev;
+	struct iocb cb;
+
+	RACE_BEGIN(r);
+	if (access(FAIL_COPY, F_OK))
+		SKIP(return, "no %s: a kernel without fault injection", FAIL_COPY);
+	ASSERT_NE(NULL, page);
+	memset(page, 0, PAGE);
+	io_prep_pread(&cb, r->fds[0], page, 2, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RETRY_START));
+	ASSERT_EQ(2, write(r->fds[1], "ab", 2));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RETRY_START, 1, AP_LONG_MS));
+
+	ASSERT_EQ(0, fail_copy_next("12"));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RETRY_START));
+	EXPECT_EQ(2, ap_reap1(r->ctx, &ev));
+	EXPECT_EQ(0, fail_copy_next("0"));
+	EXPECT_EQ(0, memcmp(page, "ab", 2));
+	munmap(page, PAGE);
 }
 
 TEST_HARNESS_MAIN
