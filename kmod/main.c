@@ -170,7 +170,7 @@ static int __init aiopipe_init(void)
 		goto destroy_fault_wq;
 	ret = aiopipe_fault_init();
 	if (ret)
-		goto stats_exit;
+		goto destroy_fault_wq;
 	ret = aiopipe_pause_init(aiopipe_pause_points);
 	if (ret)
 		goto fault_exit;
@@ -194,8 +194,6 @@ pause_exit:
 	aiopipe_pause_exit();
 fault_exit:
 	aiopipe_fault_exit();
-stats_exit:
-	aiopipe_stats_exit();
 destroy_fault_wq:
 	destroy_workqueue(aiopipe_fault_wq);
 destroy_wq:
@@ -214,7 +212,6 @@ static void __exit aiopipe_exit(void)
 	aiopipe_factory_exit();
 	aiopipe_pause_exit();
 	aiopipe_fault_exit();
-	aiopipe_stats_exit();
 	destroy_workqueue(aiopipe_fault_wq);
 	destroy_workqueue(aiopipe_wq);
 }

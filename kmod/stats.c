@@ -160,6 +160,3 @@ int aiopipe_stats_init(void)
 	return 0;
 }
 
-void aiopipe_stats_exit(void)
-{
-}
