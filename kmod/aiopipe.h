@@ -199,7 +199,7 @@ struct aiopipe_engine_ops {
  * holds one reference, and fault_work holds one while it faults pages in
  * without any lock, so that a cancel can complete the request meanwhile.
  * iter, done, bounce and the fault fields belong to whoever holds the
- * request BUSY (or KICKED: its worker; FAULTING: fault_work), see async.c.
+ * request BUSY (or KICKED: its worker; FAULTING: fault_work), see request.c.
  */
 struct aiopipe_req {
 	struct kref ref;

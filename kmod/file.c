@@ -3,7 +3,7 @@
  * aiopipe ends: the file operations of a read end, a write end, or an
  * O_RDWR named FIFO.  Synchronous semantics mirror fs/pipe.c; the point
  * where a pipe would sleep is where a libaio request is queued instead
- * (async.c).  Locking: see channel.c.
+ * (request.c).  Locking: see channel.c.
  */
 #include "aiopipe.h"
 #include "compat.h"
