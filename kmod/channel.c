@@ -422,44 +422,7 @@ void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key)
 		kill_fasync(&chan->fasync_writers, SIGIO, POLL_OUT);
 }
 
-/* ---- readiness and sync waiting ------------------------------------------ */
-
-/* Something a reader can take, or EOF. */
-bool aiopipe_read_ready(const struct aiopipe_chan *chan)
-{
-	return READ_ONCE(chan->len) || !READ_ONCE(chan->writers) ||
-	       READ_ONCE(chan->wr_head_direct);
-}
-
-/*
- * Room for the next part of a write of @left bytes: all of it when it is at
- * most PIPE_BUF (atomicity), else PIPE_BUF; or a pending reader to copy to
- * directly; or no readers (EPIPE).
- */
-bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left)
-{
-	return aiopipe_free(chan) >= min_t(size_t, left, PIPE_BUF) ||
-	       !READ_ONCE(chan->readers) ||
-	       (!READ_ONCE(chan->len) && READ_ONCE(chan->rd_head_direct));
-}
-
-/* Wake key after a read that moved bytes and left @free_before room. */
-__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
-			    bool next_reader)
-{
-	__poll_t key = 0;
-
-	/* writers only care once an end is writable again: PIPE_BUF free */
-	if (free_before < PIPE_BUF && aiopipe_free(chan) >= PIPE_BUF)
-		key |= AIOPIPE_WRITE_KEY;
-	if (next_reader && chan->len)
-		key |= AIOPIPE_READ_KEY;
-	if (chan->consumed == chan->produced)
-		key |= AIOPIPE_DRAIN_KEY;
-	if (chan->fsync_waiters)
-		key |= AIOPIPE_CONSUMED_KEY;
-	return key;
-}
+/* ---- sync waiting ---------------------------------------------------------- */
 
 /*
  * Sync sleepers filter by key like every other waiter, so that one wait
