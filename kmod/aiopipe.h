@@ -162,8 +162,9 @@ struct aiopipe_req;
  *	the retry engine
  * @finish: at completion, before the result is visible (may sleep)
  * @release: when the last reference goes
- * @enter: a retry worker starts on the request: adopt its context;
- *	-ESRCH when the submitter's address space is gone
+ * @enter: a worker starts on the request (before it knows whether the
+ *	request was cancelled meanwhile): adopt its context; -ESRCH when
+ *	the submitter's address space is gone; leave() follows every 0
  * @leave: undo enter(), from @at alone (the request may be gone)
  * @fault_in: fault in user memory a copy stopped at, no lock held;
  *	returns the bytes not faulted in
@@ -218,8 +219,8 @@ struct aiopipe_req {
 	const struct cred *cred;	/* retry: submitter's credentials */
 	unsigned long fault_addr;	/* retry: the range to fault in */
 	size_t fault_len;
-	size_t fault_done;		/* done at the last fault */
-	unsigned int fault_repeats;	/* fault-ins since done last moved */
+	size_t fault_left;		/* bytes left after the last fault's place */
+	unsigned int fault_repeats;	/* fault-ins since that place last moved */
 	struct mm_struct *pin_mm;	/* direct: pinned_vm charged (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];
@@ -263,6 +264,7 @@ void aiopipe_fault_done(kuid_t uid, struct workqueue_struct *wq,
 void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
 
 /* channel.c: the ring, readiness, wakeups */
+/* a channel without its request core: aiopipe_chan_create() makes ends' */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);
 void aiopipe_chan_put(struct aiopipe_chan *chan);
 int aiopipe_chan_round_capacity(u64 size, u32 *cap);
@@ -346,7 +348,6 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done);
 void aiopipe_req_take_cancelled(struct aiopipe_req *req, long res);
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
 void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
 void aiopipe_req_put(struct aiopipe_req *req);
 void aiopipe_req_finish_taken(struct aiopipe_req *req);

@@ -18,7 +18,6 @@
 #include "aiopipe.h"
 #include "compat.h"
 #include "fault.h"
-#include "pause.h"
 
 #include <linux/mm.h>
 #include <linux/slab.h>

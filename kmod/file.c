@@ -437,7 +437,7 @@ static int aiopipe_release(struct inode *inode, struct file *file)
 
 ssize_t aiopipe_splice_read_fn(struct file *in, loff_t *ppos,
 			       struct pipe_inode_info *pipe,
-				      size_t len, unsigned int flags)
+			       size_t len, unsigned int flags)
 {
 	return aiopipe_splice_read(in, ppos, pipe, len, flags);
 }

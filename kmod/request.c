@@ -36,7 +36,6 @@
 #include <linux/aio.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
-#include <linux/sched/mm.h>
 
 static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 						bool write)
@@ -88,7 +87,8 @@ static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
  * to the channel's promote_work, queued by the work item that finishes the
  * cancelled request.
  */
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
+static void aiopipe_promote_locked(struct aiopipe_chan *chan,
+				   struct list_head *list)
 {
 	struct aiopipe_req *head = aiopipe_head(list);
 
@@ -420,8 +420,13 @@ int aiopipe_set_capacity(struct aiopipe_chan *chan, u32 size)
 {
 	int ret = aiopipe_chan_set_capacity(chan, size);
 
-	if (ret > 0)
-		aiopipe_promote_heads(chan);
+	if (ret > 0) {
+		mutex_lock(&chan->mutex);
+		spin_lock_irq(&chan->wq.lock);
+		aiopipe_promote_locked(chan, &chan->wr_pending);
+		spin_unlock_irq(&chan->wq.lock);
+		mutex_unlock(&chan->mutex);
+	}
 	return ret;
 }
 

@@ -159,4 +159,3 @@ int aiopipe_stats_init(void)
 	}
 	return 0;
 }
-

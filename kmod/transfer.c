@@ -162,16 +162,18 @@ size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
 /*
  * Where a copy from or to the submitter's memory stopped short, as a
  * range for fault_work: the rest of the current segment, at most
- * AIOPIPE_FAULT_MAX bytes.  A short copy after a fault-in that mapped
- * nothing is a real -EFAULT.  A fault-in can also report success and map
- * nothing for a while: a userfaultfd being closed answers "done" to every
- * fault until its ranges are unregistered, where a CPU would simply retry
- * the access.  So a fault-in that did not help is repeated after a pause
- * that doubles up to a limit (aiopipe_fault_backoff(), worker.c), and only
- * AIOPIPE_FAULT_REPEATS of them in a row, about a second of patience, make
- * the short copy an -EFAULT (memory the worker may not touch even when
- * present, or pages another thread keeps discarding): the request never
- * loops for good.
+ * AIOPIPE_FAULT_MAX bytes.  A short copy after a fault-in that failed is a
+ * real -EFAULT.  A fault-in can also report success and map nothing for a
+ * while: a userfaultfd being closed answers "done" to every fault until
+ * its ranges are unregistered, where a CPU would simply retry the access;
+ * pages another thread discards, or KSM merges, go away again.  So a
+ * fault-in after which the copy stops at the same place again is repeated
+ * after a pause (aiopipe_fault_pause(), worker.c), and only
+ * AIOPIPE_FAULT_REPEATS fault-ins at one place, about a second of
+ * patience, make the short copy an -EFAULT: the request never loops for
+ * good.  Progress is where the copy stopped (the bytes left after it),
+ * not req->done: a write of at most PIPE_BUF bytes moves nothing until
+ * all of its pages are in, one segment after the other.
  */
 #define AIOPIPE_FAULT_MAX		(16 * PAGE_SIZE)
 #define AIOPIPE_FAULT_REPEATS		16
@@ -181,11 +183,12 @@ static enum aiopipe_step aiopipe_req_fault_at(struct aiopipe_req *req,
 {
 	struct iovec seg;
 
-	if (!req->mm || req->fault_failed || !iov_iter_count(at))
+	if (!req->ops->fault_in || !req->mm || req->fault_failed ||
+	    !iov_iter_count(at))
 		return STEP_DONE;
 	seg = aiopipe_iter_seg(at);
-	if (req->fault_done != req->done) {
-		req->fault_done = req->done;
+	if (iov_iter_count(at) < req->fault_left) {
+		req->fault_left = iov_iter_count(at);
 		req->fault_repeats = 0;
 	} else if (++req->fault_repeats >= AIOPIPE_FAULT_REPEATS) {
 		return STEP_DONE;

@@ -4,11 +4,13 @@
  * the channel's single wait queue with its own wake function (if its engine
  * parks armed), which filters by poll key (a read cares only for
  * EPOLLIN-class keys, a write for EPOLLOUT-class ones), takes itself off
- * the queue and kicks the request's work item.  The worker claims the
- * request, enters the engine's context (the retry engine adopts the
- * submitter's mm and credentials), moves what it can (transfer.c), leaves,
- * and publishes: complete, park again, or fault the memory a copy stopped
- * at in, with no lock held.  A work item never runs concurrently with
+ * the queue and kicks the request's work item.  The worker enters the
+ * engine's context (the retry engine adopts the submitter's mm and
+ * credentials), claims the request under the mutex, moves what it can
+ * (transfer.c), publishes (complete, park again, or fault the memory a
+ * copy stopped at in, with no lock held), and only then leaves: leave()
+ * works from what enter() kept, never from the request, which may be
+ * gone once published.  A work item never runs concurrently with
  * itself, so no retry of one request runs twice at once.
  *
  * With filtering off (module parameter or AIOPIPE_IOC_SET_FILTER) every
@@ -120,33 +122,35 @@ static bool aiopipe_fault_wanted(struct aiopipe_req *req)
 }
 
 /*
- * Before a fault-in that follows fault-ins that did not help: 1, 2, 4 ...
- * AIOPIPE_FAULT_BACKOFF_MAX_MS milliseconds, slept holding nothing, so the
- * context that will make the memory usable (the closer of a userfaultfd,
- * which needs the mmap lock these fault-ins keep taking) gets to run.
- * fault_repeats is stable here: only the BUSY holder writes it.  Returns
- * whether the request is still wanted afterwards.
+ * Before the fault-in that repeats one after which the copy stopped at the
+ * same place: 1, 2, 4 ... AIOPIPE_FAULT_BACKOFF_MAX_MS milliseconds (at
+ * least a jiffy each), so that whatever makes the memory usable (the
+ * closer of a userfaultfd walking its ranges under the mmap lock) gets
+ * there first.  The sleep holds no lock, but it does hold a place in the
+ * user's fault-in line (limits.c), a module reference and the request.
+ * fault_repeats is stable here: the request is FAULTING, published under
+ * wq.lock before aiopipe_fault_wanted() took it, and nobody claims it
+ * until this work kicks it.
  */
-static bool aiopipe_fault_backoff(struct aiopipe_req *req)
+static void aiopipe_fault_pause(struct aiopipe_req *req)
 {
-	unsigned int repeats = req->fault_repeats, shift;
+	unsigned int repeats = req->fault_repeats;
 
-	if (repeats < 2)
-		return true;
-	shift = min(repeats - 2, ilog2(AIOPIPE_FAULT_BACKOFF_MAX_MS));
-	schedule_timeout_idle(msecs_to_jiffies(1U << shift));
-	return aiopipe_fault_wanted(req);
+	if (repeats)
+		schedule_timeout_idle(msecs_to_jiffies(1U <<
+			min_t(unsigned int, repeats - 1,
+			      ilog2(AIOPIPE_FAULT_BACKOFF_MAX_MS))));
 }
 
 /*
  * Fault the memory a copy stopped at in through the engine (the retry
- * engine: as the submitter), holding nothing another context waits for: if
- * the fault never ends (a userfaultfd nobody serves, a FUSE daemon that
- * hangs), only this request (and, as in a pipe, those in line behind it)
- * waits;
- * io_cancel() still completes it, and the submitter still dies of SIGKILL,
- * though its address space, and so its AIO context, stay until the fault
- * ends.  Then retry, unless the request was completed meanwhile.
+ * engine: as the submitter), after a pause if it stopped there before,
+ * holding no lock another context waits for: if the fault never ends (a
+ * userfaultfd nobody serves, a FUSE daemon that hangs), only this request
+ * (and, as in a pipe, those in line behind it) waits; io_cancel() still
+ * completes it, and the submitter still dies of SIGKILL, though its
+ * address space, and so its AIO context, stay until the fault ends.  Then
+ * retry, unless the request was completed meanwhile.
  */
 static void aiopipe_fault_work(struct work_struct *work)
 {
@@ -156,9 +160,12 @@ static void aiopipe_fault_work(struct work_struct *work)
 	size_t len = req->fault_len, left = len;
 	kuid_t uid = req->cred->uid;
 
-	/* a request completed while it waited (in its user's line, or here) is left */
-	if (aiopipe_fault_wanted(req) && aiopipe_fault_backoff(req))
-		left = req->ops->fault_in(req, req->fault_addr, len);
+	/* one completed while it waited (in its user's line, or here) is left */
+	if (aiopipe_fault_wanted(req)) {
+		aiopipe_fault_pause(req);
+		if (aiopipe_fault_wanted(req))
+			left = req->ops->fault_in(req, req->fault_addr, len);
+	}
 	spin_lock_irq(&chan->wq.lock);
 	if (req->state == RQ_FAULTING) {
 		req->fault_failed = left == len;
@@ -288,9 +295,10 @@ static void aiopipe_worker_run(struct aiopipe_req *req)
 	struct aiopipe_adopt at = {};
 	__poll_t key = 0;
 	LIST_HEAD(done);
-	bool gone;
+	int err = ops->enter ? ops->enter(req, &at) : 0;
+	bool gone = err == -ESRCH;
 
-	gone = ops->enter && ops->enter(req, &at);
+	WARN_ON_ONCE(err && !gone);
 	if (aiopipe_worker_end_early(chan, req, gone) || gone) {
 		if (!gone && ops->leave)
 			ops->leave(&at);
@@ -332,4 +340,5 @@ void aiopipe_req_init(struct aiopipe_req *req)
 	INIT_WORK(&req->work, aiopipe_req_work);
 	INIT_WORK(&req->fault_work, aiopipe_fault_work);
 	INIT_LIST_HEAD(&req->fault_wait);
+	req->fault_left = SIZE_MAX;
 }
