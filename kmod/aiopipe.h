@@ -25,11 +25,15 @@
 #include <linux/percpu.h>
 #include <linux/aiopipe.h>
 
-#define AIOPIPE_READ_KEY	(EPOLLIN | EPOLLRDNORM)
-#define AIOPIPE_WRITE_KEY	(EPOLLOUT | EPOLLWRNORM)
-#define AIOPIPE_HUP_KEY		(EPOLLHUP | EPOLLIN | EPOLLRDNORM)
-#define AIOPIPE_ERR_KEY		(EPOLLERR | EPOLLOUT | EPOLLWRNORM)
+/* Wake keys: what happened. */
+#define AIOPIPE_READ_KEY	(EPOLLIN | EPOLLRDNORM)		/* bytes to read */
+#define AIOPIPE_WRITE_KEY	(EPOLLOUT | EPOLLWRNORM)	/* room to write */
+#define AIOPIPE_HUP_KEY		(EPOLLHUP | EPOLLIN | EPOLLRDNORM) /* no writers */
+#define AIOPIPE_ERR_KEY		(EPOLLERR | EPOLLOUT | EPOLLWRNORM) /* no readers */
 #define AIOPIPE_DRAIN_KEY	((__force __poll_t)AIOPIPE_POLL_DRAINED)
+/* Waiter masks: every key a reader, or a writer, is woken by. */
+#define AIOPIPE_READER_MASK	(AIOPIPE_READ_KEY | AIOPIPE_HUP_KEY)
+#define AIOPIPE_WRITER_MASK	(AIOPIPE_WRITE_KEY | AIOPIPE_ERR_KEY)
 /*
  * Internal, never given to the poll wait queue: a read consumed bytes
  * while somebody waits in fsync; aiopipe_wake() wakes chan->fsync_wq.
@@ -77,12 +81,10 @@ struct aiopipe_counters {
 };
 
 /* The pipe object: see the LOCKING comment in channel.c. */
-struct aiopipe_fifo;
 
 struct aiopipe_chan {
 	struct kref ref;
 	u64 id;				/* set once: names it in traces, fdinfo */
-	struct aiopipe_fifo *fifo;	/* named FIFO owning it, or NULL */
 	struct user_struct *user;	/* charged for the ring (pipe_bufs) */
 	struct mutex mutex;
 	wait_queue_head_t wq;
@@ -107,7 +109,7 @@ struct aiopipe_chan {
 	bool rd_head_direct;	/* first pending read is direct; lockless hint */
 	bool wr_head_direct;	/* first pending write is direct; lockless hint */
 
-	/* written under mutex, read locklessly by wake callbacks */
+	/* no lock: set by ioctl, read once by each user (WRITE_ONCE/READ_ONCE) */
 	u32 engine;
 	u32 filter;
 
@@ -138,6 +140,58 @@ enum aiopipe_kick {
 	KICK_FAULT,	/* its pages were faulted in: moving nothing is futile */
 };
 
+/* What a retry worker adopted from the submitter, to give back in leave(). */
+struct aiopipe_adopt {
+	struct mm_struct *mm;
+	const struct cred *cred;
+	const struct cred *old_cred;
+};
+
+struct aiopipe_req;
+
+/**
+ * struct aiopipe_engine_ops - what an engine does for a request
+ * @engine: its AIOPIPE_ENGINE_* value
+ * @name: for fdinfo
+ * @peer_claimable: a queued request may be served by the other side's
+ *	syscall (peer_in/peer_out), so sleepers there may count on it
+ * @park_armed: a request parked first in line waits on the channel's
+ *	queue for a wakeup that kicks its retry
+ * @prepare: at submission, process context, mutex held: take what later
+ *	copies need (pins, or mm and credentials); an error falls back to
+ *	the retry engine
+ * @finish: at completion, before the result is visible (may sleep)
+ * @release: when the last reference goes
+ * @enter: a worker starts on the request (before it knows whether the
+ *	request was cancelled meanwhile): adopt its context; -ESRCH when
+ *	the submitter's address space is gone; leave() follows every 0
+ * @leave: undo enter(), from @at alone (the request may be gone)
+ * @fault_in: fault in user memory a copy stopped at, no lock held;
+ *	returns the bytes not faulted in
+ * @peer_in: copy from the caller's @from into the request, at most @max
+ * @peer_out: copy from the request into the caller's @to
+ *
+ * Every hook but prepare may be NULL: nothing to do.  peer_in and
+ * peer_out set *@fault when a copy stops short.
+ */
+struct aiopipe_engine_ops {
+	u32 engine;
+	const char *name;
+	bool peer_claimable;
+	bool park_armed;
+	int (*prepare)(struct aiopipe_req *req, struct iov_iter *iter);
+	void (*finish)(struct aiopipe_req *req);
+	void (*release)(struct aiopipe_req *req);
+	int (*enter)(struct aiopipe_req *req, struct aiopipe_adopt *at);
+	void (*leave)(struct aiopipe_adopt *at);
+	size_t (*fault_in)(struct aiopipe_req *req, unsigned long addr,
+			   size_t len);
+	size_t (*peer_in)(struct aiopipe_req *req, struct iov_iter *from,
+			  size_t max, bool *fault);
+	size_t (*peer_out)(struct aiopipe_req *req, struct iov_iter *to,
+			   bool *fault);
+};
+
 /* Small requests keep their page vector inline: no allocation to pin. */
 #define AIOPIPE_INLINE_BVECS	2
 
@@ -146,11 +200,12 @@ enum aiopipe_kick {
  * holds one reference, and fault_work holds one while it faults pages in
  * without any lock, so that a cancel can complete the request meanwhile.
  * iter, done, bounce and the fault fields belong to whoever holds the
- * request BUSY (or KICKED: its worker; FAULTING: fault_work), see async.c.
+ * request BUSY (or KICKED: its worker; FAULTING: fault_work), see request.c.
  */
 struct aiopipe_req {
 	struct kref ref;
 	struct kiocb *iocb;
+	const struct aiopipe_engine_ops *ops;
 	struct aiopipe_chan *chan;	/* holds a reference */
 	u64 id;				/* per channel, from 1, never reused */
 	struct list_head node;		/* rd_pending / wr_pending */
@@ -164,8 +219,8 @@ struct aiopipe_req {
 	const struct cred *cred;	/* retry: submitter's credentials */
 	unsigned long fault_addr;	/* retry: the range to fault in */
 	size_t fault_len;
-	size_t fault_done;		/* done at the last fault */
-	unsigned int fault_repeats;	/* fault-ins since done last moved */
+	size_t fault_left;		/* bytes left after the last fault's place */
+	unsigned int fault_repeats;	/* fault-ins since that place last moved */
 	struct mm_struct *pin_mm;	/* direct: pinned_vm charged (mmgrab) */
 	struct bio_vec *bv;		/* direct: the pinned pages */
 	struct bio_vec inline_bv[AIOPIPE_INLINE_BVECS];
@@ -178,7 +233,6 @@ struct aiopipe_req {
 	enum aiopipe_kick kick;
 	bool write;
 	bool atomic;			/* a write of at most PIPE_BUF bytes */
-	bool direct;
 	bool cancelled;
 	bool fault_failed;		/* the last fault-in could not map a page */
 	bool promote_next;		/* taken as head without the mutex */
@@ -209,7 +263,8 @@ void aiopipe_fault_done(kuid_t uid, struct workqueue_struct *wq,
 			struct work_struct *(*to_work)(struct list_head *));
 void aiopipe_uncharge_pins(struct user_struct *user, unsigned long nr);
 
-/* channel.c */
+/* channel.c: the ring, readiness, wakeups */
+/* a channel without its request core: aiopipe_chan_create() makes ends' */
 struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine);
 void aiopipe_chan_put(struct aiopipe_chan *chan);
 int aiopipe_chan_round_capacity(u64 size, u32 *cap);
@@ -220,6 +275,8 @@ size_t aiopipe_ring_from_iter(struct aiopipe_chan *chan, struct iov_iter *from,
 			      size_t max, bool *fault);
 void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key);
 void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key);
+int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
+		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg);
 
 static inline u32 aiopipe_free(const struct aiopipe_chan *chan)
 {
@@ -231,65 +288,125 @@ static inline struct aiopipe_req *aiopipe_head(struct list_head *list)
 	return list_first_entry_or_null(list, struct aiopipe_req, node);
 }
 
-/* file.c */
-extern const struct file_operations aiopipe_end_fops;
-void aiopipe_end_release(struct file *file);
+/* Readiness, from the channel's state: sleepers read it without locks. */
+/* Something a reader can take, or EOF. */
+static inline bool aiopipe_read_ready(const struct aiopipe_chan *chan)
+{
+	return READ_ONCE(chan->len) || !READ_ONCE(chan->writers) ||
+	       READ_ONCE(chan->wr_head_direct);
+}
 
-/* async.c: the request state machine */
+/*
+ * Room for the next part of a write of @left bytes: all of it when it is at
+ * most PIPE_BUF (atomicity), else PIPE_BUF; or a pending reader to copy to
+ * directly; or no readers (EPIPE).
+ */
+static inline bool aiopipe_write_ready(const struct aiopipe_chan *chan,
+				       size_t left)
+{
+	return aiopipe_free(chan) >= min_t(size_t, left, PIPE_BUF) ||
+	       !READ_ONCE(chan->readers) ||
+	       (!READ_ONCE(chan->len) && READ_ONCE(chan->rd_head_direct));
+}
+
+/* Wake key after a read that moved bytes and left @free_before room. */
+static inline __poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan,
+					  u32 free_before, bool next_reader)
+{
+	__poll_t key = 0;
+
+	/* writers only care once an end is writable again: PIPE_BUF free */
+	if (free_before < PIPE_BUF && aiopipe_free(chan) >= PIPE_BUF)
+		key |= AIOPIPE_WRITE_KEY;
+	if (next_reader && chan->len)
+		key |= AIOPIPE_READ_KEY;
+	if (chan->consumed == chan->produced)
+		key |= AIOPIPE_DRAIN_KEY;
+	if (chan->fsync_waiters)
+		key |= AIOPIPE_CONSUMED_KEY;
+	return key;
+}
+
+/* retry.c, direct.c: the engines */
+extern const struct aiopipe_engine_ops aiopipe_retry_ops;
+extern const struct aiopipe_engine_ops aiopipe_direct_ops;
+size_t aiopipe_direct_fill(struct aiopipe_req *req, struct iov_iter *from,
+			   size_t max, bool *fault);
+size_t aiopipe_direct_drain(struct aiopipe_req *req, struct iov_iter *to,
+			    bool *fault);
+
+/* request.c: the request core's state machine, cancel and completion */
+struct aiopipe_chan *aiopipe_chan_create(u32 capacity, u32 engine);
+int aiopipe_set_capacity(struct aiopipe_chan *chan, u32 size);
 ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		      struct iov_iter *iter, bool write, size_t done_already,
 		      struct list_head *done);
-struct aiopipe_req *aiopipe_claim_direct(struct aiopipe_chan *chan,
-					 struct list_head *list);
+struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
+					  struct list_head *list);
 void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		     struct list_head *done);
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done);
 void aiopipe_req_take_cancelled(struct aiopipe_req *req, long res);
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list);
 void aiopipe_heads_changed_locked(struct aiopipe_chan *chan);
-void aiopipe_req_finish(struct aiopipe_req *req);
 void aiopipe_req_put(struct aiopipe_req *req);
 void aiopipe_req_finish_taken(struct aiopipe_req *req);
-void aiopipe_promote_work(struct work_struct *work);
 struct seq_file;
 void aiopipe_show_fdinfo(struct seq_file *m, struct file *file);
 void aiopipe_finish_list(struct list_head *done);
 void aiopipe_fail_pending(struct aiopipe_chan *chan, bool writes,
 			  struct list_head *done);
 
-/* file.c: the transfer core shared by sync, async and retry paths */
+/* worker.c: the request core's retry worker, wakeups and fault-ins */
+void aiopipe_req_init(struct aiopipe_req *req);
+void aiopipe_arm_locked(struct aiopipe_req *req);
+void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why);
+
+/* transfer.c: the request core's transfer, for sync and async callers */
+enum aiopipe_step {
+	STEP_PARK,	/* nothing more possible now: wait in line */
+	STEP_DONE,	/* complete with req->res */
+	STEP_FAULT,	/* a user page is not present: fault it in, unlocked */
+};
+
 size_t aiopipe_move_out(struct aiopipe_chan *chan, struct iov_iter *to,
 			struct list_head *done, bool *fault);
 size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
 		       size_t max, struct list_head *done, bool *fault);
-bool aiopipe_read_ready(const struct aiopipe_chan *chan);
-bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left);
-__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
-			    bool next_reader);
+enum aiopipe_step aiopipe_req_move(struct aiopipe_chan *chan,
+				   struct aiopipe_req *req,
+				   struct list_head *done, __poll_t *key);
+
+/* file.c: the file operations */
+extern const struct file_operations aiopipe_end_fops;
 void aiopipe_end_init(struct file *file, struct aiopipe_chan *chan);
-int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
-		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg);
-int aiopipe_fifo_open(struct inode *inode, struct file *file);
-void aiopipe_fifo_release(struct file *file);
+void aiopipe_end_release(struct file *file);
+ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to);
+ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from);
+__poll_t aiopipe_poll(struct file *file, poll_table *wait);
+long aiopipe_ioctl(struct file *file, unsigned int cmd, unsigned long arg);
+int aiopipe_fsync(struct file *file, loff_t start, loff_t end, int datasync);
+int aiopipe_fasync(int fd, struct file *file, int on);
+ssize_t aiopipe_splice_read_fn(struct file *in, loff_t *ppos,
+			       struct pipe_inode_info *pipe, size_t len,
+			       unsigned int flags);
 
-/* retry.c: the kiocb retry engine */
-void aiopipe_retry_init(struct aiopipe_req *req);
-int aiopipe_retry_prepare(struct aiopipe_req *req, struct iov_iter *iter);
-void aiopipe_retry_release(struct aiopipe_req *req);
-void aiopipe_arm_locked(struct aiopipe_req *req);
-void aiopipe_kick_locked(struct aiopipe_req *req, enum aiopipe_kick why);
-int aiopipe_fault_in_locked(struct aiopipe_req *req);
-
-/* direct.c: the single-copy engine */
-int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter);
-void aiopipe_direct_unpin(struct aiopipe_req *req);
-size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
-			       struct iov_iter *from, size_t max,
-			       struct list_head *done, bool *fault);
-size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
-				 struct iov_iter *to, struct list_head *done,
-				 bool *fault);
+/*
+ * What every end's file_operations share: an anonymous end's (file.c) adds
+ * its release, a named FIFO's (fifo.c) its open and release.
+ */
+#define AIOPIPE_END_FOPS						\
+	.owner		= THIS_MODULE,					\
+	.read_iter	= aiopipe_read_iter,				\
+	.write_iter	= aiopipe_write_iter,				\
+	.poll		= aiopipe_poll,					\
+	.unlocked_ioctl	= aiopipe_ioctl,				\
+	.compat_ioctl	= compat_ptr_ioctl,				\
+	.fsync		= aiopipe_fsync,				\
+	.fasync		= aiopipe_fasync,				\
+	.splice_read	= aiopipe_splice_read_fn,			\
+	.splice_write	= iter_file_splice_write,			\
+	.show_fdinfo	= aiopipe_show_fdinfo
 
 /* stats.c */
 struct aiopipe_pcpu_counters {
@@ -346,7 +463,6 @@ void aiopipe_stat_pinned(struct aiopipe_chan *chan, s64 n);
 void aiopipe_stats_fill(struct aiopipe_chan *chan, struct aiopipe_stats *st);
 int aiopipe_stats_copy(struct aiopipe_chan *chan, void __user *arg);
 int aiopipe_stats_init(void);
-void aiopipe_stats_exit(void);
 extern const struct attribute_group *aiopipe_stats_groups[];
 
 static inline void aiopipe_stat_inc(struct aiopipe_chan *chan,

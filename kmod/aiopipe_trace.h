@@ -46,7 +46,7 @@ TRACE_EVENT(aiopipe_queue,
 		__entry->count = count;
 		__entry->done = req->done;
 		__entry->write = req->write;
-		__entry->direct = req->direct;
+		__entry->direct = req->ops->engine == AIOPIPE_ENGINE_DIRECT;
 	),
 	TP_printk("chan=%llu req=%llu %s engine=%s count=%zu done=%zu",
 		  __entry->chan, __entry->req, aiopipe_show_dir(__entry->write),
@@ -137,7 +137,7 @@ TRACE_EVENT(aiopipe_complete,
 		__entry->req = req->id;
 		__entry->res = req->res;
 		__entry->write = req->write;
-		__entry->direct = req->direct;
+		__entry->direct = req->ops->engine == AIOPIPE_ENGINE_DIRECT;
 	),
 	TP_printk("chan=%llu req=%llu %s engine=%s res=%ld", __entry->chan,
 		  __entry->req, aiopipe_show_dir(__entry->write),

@@ -37,7 +37,8 @@
  *	atomic budget (direct.c);
  *	chan->drain_wanted is set once, ordered by the barriers described at
  *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
- *	wq.lock and read by sleepers as hints only.
+ *	wq.lock and read by sleepers as hints only; chan->engine and
+ *	chan->filter are set by ioctl and read once by each user.
  *
  *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
  *		 chan->mutex -> chan->wq.lock
@@ -147,7 +148,6 @@ struct aiopipe_chan *aiopipe_chan_alloc(u32 capacity, u32 engine)
 	mutex_init(&chan->mutex);
 	init_waitqueue_head(&chan->wq);
 	init_waitqueue_head(&chan->fsync_wq);
-	INIT_WORK(&chan->promote_work, aiopipe_promote_work);
 	INIT_LIST_HEAD(&chan->rd_pending);
 	INIT_LIST_HEAD(&chan->wr_pending);
 	chan->cap = capacity;
@@ -269,10 +269,6 @@ int aiopipe_chan_set_capacity(struct aiopipe_chan *chan, u32 size)
 	swap(ring, chan->ring);		/* the old ring and its size */
 	swap(cap, chan->cap);		/* are freed below */
 	chan->head = 0;
-	/* the first queued write may fit now: a direct one hears no wakeup */
-	spin_lock_irq(&chan->wq.lock);
-	aiopipe_promote_locked(chan, &chan->wr_pending);
-	spin_unlock_irq(&chan->wq.lock);
 unlock:
 	mutex_unlock(&chan->mutex);
 	aiopipe_ring_free(ring, cap);
@@ -397,12 +393,12 @@ void aiopipe_wake(struct aiopipe_chan *chan, __poll_t key)
 		goto fasync;
 	if (!READ_ONCE(chan->drain_wanted))
 		key &= ~AIOPIPE_DRAIN_KEY;
-	if (key & AIOPIPE_HUP_KEY)
+	if (key & AIOPIPE_READER_MASK)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
-			  poll_to_key(key & AIOPIPE_HUP_KEY));
-	if (key & AIOPIPE_ERR_KEY)
+			  poll_to_key(key & AIOPIPE_READER_MASK));
+	if (key & AIOPIPE_WRITER_MASK)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 1,
-			  poll_to_key(key & AIOPIPE_ERR_KEY));
+			  poll_to_key(key & AIOPIPE_WRITER_MASK));
 	if (key & AIOPIPE_DRAIN_KEY)
 		__wake_up(&chan->wq, TASK_INTERRUPTIBLE, 0,
 			  poll_to_key(AIOPIPE_DRAIN_KEY));
@@ -424,4 +420,56 @@ void aiopipe_wake_all(struct aiopipe_chan *chan, __poll_t key)
 		kill_fasync(&chan->fasync_readers, SIGIO, POLL_IN);
 	if (key & EPOLLOUT)
 		kill_fasync(&chan->fasync_writers, SIGIO, POLL_OUT);
+}
+
+/* ---- sync waiting ---------------------------------------------------------- */
+
+/*
+ * Sync sleepers filter by key like every other waiter, so that one wait
+ * queue can serve both directions (and IOCB_CMD_POLL accepts the file).
+ */
+struct aiopipe_waiter {
+	struct wait_queue_entry entry;
+	__poll_t mask;
+};
+
+static int aiopipe_sync_wake(struct wait_queue_entry *entry, unsigned int mode,
+			     int sync, void *key)
+{
+	struct aiopipe_waiter *w = container_of(entry, struct aiopipe_waiter,
+						entry);
+	__poll_t mask = key_to_poll(key);
+
+	if (mask && !(mask & w->mask))
+		return 0;
+	return autoremove_wake_function(entry, mode, sync, key);
+}
+
+/* Sleep, mutex dropped, until @ready; -ERESTARTSYS on a signal. */
+int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
+		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg)
+{
+	struct aiopipe_waiter w = { .mask = mask };
+	int ret = 0;
+
+	init_wait(&w.entry);
+	w.entry.func = aiopipe_sync_wake;
+	/*
+	 * Signals first: the caller found nothing to do before coming here,
+	 * so a pending signal must win even over a readiness hint that the
+	 * caller may again find nothing behind.
+	 */
+	for (;;) {
+		prepare_to_wait_exclusive(&chan->wq, &w.entry,
+					  TASK_INTERRUPTIBLE);
+		if (signal_pending(current)) {
+			ret = -ERESTARTSYS;
+			break;
+		}
+		if (ready(chan, arg))
+			break;
+		schedule();
+	}
+	finish_wait(&chan->wq, &w.entry);
+	return ret;
 }

@@ -3,14 +3,9 @@
  * aiopipe direct engine: single copy.  At submission the request's user
  * pages are pinned (FOLL_LONGTERM, so a later fork cannot move them under
  * us); the opposite side, in its own context, copies straight between its
- * own buffer and those pages and completes the request inline: one copy,
- * no context switch, no workqueue.
- *
- * Invariants:
- *  - a pending direct read is served by a writer only while the ring is
- *    empty, so bytes already in the ring are never overtaken;
- *  - a reader drains pending direct writes only after the ring is empty,
- *    and pulls them into the ring only in FIFO order behind its contents.
+ * own buffer and those pages (peer_in/peer_out below, called by the
+ * request core's transfer, transfer.c) and completes the request inline:
+ * one copy, no context switch, no workqueue.
  *
  * Pinned pages are bounded per request (max_pin_pages_req) and per channel
  * (max_pin_pages_chan), and charged like io_uring's registered buffers: to
@@ -23,7 +18,6 @@
 #include "aiopipe.h"
 #include "compat.h"
 #include "fault.h"
-#include "pause.h"
 
 #include <linux/mm.h>
 #include <linux/slab.h>
@@ -137,7 +131,7 @@ fail:
  * failure (bounds, bad address) leaves nothing pinned: the caller falls
  * back to the retry engine, whose copy reports a bad address as -EFAULT.
  */
-int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
+static int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 {
 	struct aiopipe_chan *chan = req->chan;
 	unsigned int gup = FOLL_LONGTERM | (req->write ? 0 : FOLL_WRITE);
@@ -175,7 +169,6 @@ int aiopipe_direct_pin(struct aiopipe_req *req, struct iov_iter *iter)
 	}
 	req->bv = bv;
 	req->nr_bv = nr;
-	req->direct = true;
 	iov_iter_bvec(&req->iter, iov_iter_rw(iter), bv, nr,
 		      iov_iter_count(iter));
 	aiopipe_pin_unreserve(chan, npages - nr);
@@ -198,7 +191,7 @@ unreserve:
 }
 
 /* Process context: unpinning may sleep (it locks pages to dirty them). */
-void aiopipe_direct_unpin(struct aiopipe_req *req)
+static void aiopipe_direct_unpin(struct aiopipe_req *req)
 {
 	aiopipe_unpin_bvecs(req->bv, req->nr_bv, !req->write);
 	aiopipe_bvec_free(req, req->bv);
@@ -210,9 +203,8 @@ void aiopipe_direct_unpin(struct aiopipe_req *req)
 }
 
 /* Copy from the caller's @from into a pending read's pages. */
-static size_t aiopipe_direct_fill(struct aiopipe_req *req,
-				  struct iov_iter *from, size_t max,
-				  bool *fault)
+size_t aiopipe_direct_fill(struct aiopipe_req *req, struct iov_iter *from,
+			   size_t max, bool *fault)
 {
 	size_t total = 0;
 
@@ -236,8 +228,8 @@ static size_t aiopipe_direct_fill(struct aiopipe_req *req,
 }
 
 /* Copy from a pending write's pages into the caller's @to. */
-static size_t aiopipe_direct_drain(struct aiopipe_req *req,
-				   struct iov_iter *to, bool *fault)
+size_t aiopipe_direct_drain(struct aiopipe_req *req, struct iov_iter *to,
+			    bool *fault)
 {
 	size_t total = 0;
 
@@ -260,101 +252,12 @@ static size_t aiopipe_direct_drain(struct aiopipe_req *req,
 	return total;
 }
 
-static void aiopipe_count_single(struct aiopipe_chan *chan, size_t n)
-{
-	chan->consumed += n;
-	chan->produced += n;
-	aiopipe_stat_add(chan, AP_BYTES_SINGLE_COPY, n);
-}
-
-/*
- * Writer meets pending direct reads (ring empty): fill them in order, each
- * completing with what it got, as a woken pipe reader would.
- */
-size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
-			       struct iov_iter *from, size_t max,
-			       struct list_head *done, bool *fault)
-{
-	struct aiopipe_req *req;
-	size_t total = 0;
-
-	lockdep_assert_held(&chan->mutex);
-	while (total < max && !*fault &&
-	       (req = aiopipe_claim_direct(chan, &chan->rd_pending))) {
-		size_t n;
-
-		WARN_ON_ONCE(chan->len);
-		n = aiopipe_direct_fill(req, from, max - total, fault);
-		req->done += n;
-		total += n;
-		aiopipe_count_single(chan, n);
-		aiopipe_unclaim(req, n, n, done);
-	}
-	return total;
-}
-
-/* Pull pending direct writes, in order, into the room left in the ring. */
-static void aiopipe_peer_pull_writes(struct aiopipe_chan *chan,
-				     struct list_head *done)
-{
-	struct aiopipe_req *req;
-	bool fault = false;
-
-	while (aiopipe_free(chan) &&
-	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
-		size_t left = iov_iter_count(&req->iter);
-		size_t n = 0;
-		bool more;
-
-		/* a write of at most PIPE_BUF bytes goes in whole or not at all */
-		if (!req->atomic || aiopipe_free(chan) >= left)
-			n = aiopipe_ring_from_iter(chan, &req->iter,
-						   aiopipe_free(chan), &fault);
-		req->done += n;
-		more = n < left;
-		/* back in QUEUED, @req may be cancelled and freed at once */
-		aiopipe_unclaim(req, !more, req->done, done);
-		aiopipe_pause(AIOPIPE_PAUSE_PULL_UNCLAIMED, chan->id);
-		if (more)
-			break;
-	}
-}
-
-/*
- * Reader meets pending direct writes: once the ring is empty, copy straight
- * from their pages; a write completes when its last byte is taken.  Then
- * move what is left of them into the ring, behind everything else.
- */
-size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
-				 struct iov_iter *to, struct list_head *done,
-				 bool *fault)
-{
-	struct aiopipe_req *req;
-	size_t total = 0;
-
-	lockdep_assert_held(&chan->mutex);
-	while (!chan->len && iov_iter_count(to) && !*fault &&
-	       (req = aiopipe_claim_direct(chan, &chan->wr_pending))) {
-		size_t n = aiopipe_direct_drain(req, to, fault);
-		bool pfault = false;
-
-		req->done += n;
-		total += n;
-		aiopipe_count_single(chan, n);
-		/*
-		 * A record of at most PIPE_BUF bytes that has started to move
-		 * finishes now, while it is ours: the rest goes into the ring,
-		 * which is empty and holds at least PIPE_BUF.  Put back in
-		 * line half moved, a cancel would tear it.
-		 */
-		if (req->atomic && n && iov_iter_count(&req->iter))
-			req->done += aiopipe_ring_from_iter(chan, &req->iter,
-							    aiopipe_free(chan),
-							    &pfault);
-		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
-				done);
-		aiopipe_pause(AIOPIPE_PAUSE_DRAIN_UNCLAIMED, chan->id);
-	}
-	aiopipe_peer_pull_writes(chan, done);
-	return total;
-}
+const struct aiopipe_engine_ops aiopipe_direct_ops = {
+	.engine		= AIOPIPE_ENGINE_DIRECT,
+	.name		= "direct",
+	.peer_claimable	= true,
+	.prepare	= aiopipe_direct_pin,
+	.finish		= aiopipe_direct_unpin,
+	.peer_in	= aiopipe_direct_fill,
+	.peer_out	= aiopipe_direct_drain,
+};

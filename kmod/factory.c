@@ -61,7 +61,7 @@ static int aiopipe_pair_files(struct aiopipe_pair *p, struct file **files)
 	ret = aiopipe_pair_capacity(p->capacity, &cap);
 	if (ret)
 		return ret;
-	chan = aiopipe_chan_alloc(cap, engine);
+	chan = aiopipe_chan_create(cap, engine);
 	if (IS_ERR(chan))
 		return PTR_ERR(chan);
 	chan->readers = 1;

@@ -34,6 +34,11 @@ struct aiopipe_fifo {
 	struct aiopipe_chan *chan;	/* holds a reference while attached */
 };
 
+static inline struct aiopipe_fifo *aiopipe_inode_fifo(struct inode *inode)
+{
+	return container_of(inode->i_cdev, struct aiopipe_fifo, cdev);
+}
+
 static struct aiopipe_fifo *aiopipe_fifos;
 static unsigned int aiopipe_nr_fifos;
 static dev_t aiopipe_fifo_base;		/* of aiopipe_fifo_count minors */
@@ -47,11 +52,10 @@ static struct aiopipe_chan *aiopipe_fifo_chan(struct aiopipe_fifo *fifo)
 	if (!fifo->chan) {
 		struct aiopipe_chan *chan;
 
-		chan = aiopipe_chan_alloc(aiopipe_limit_capacity(aiopipe_default_capacity),
-					  aiopipe_default_engine);
+		chan = aiopipe_chan_create(aiopipe_limit_capacity(aiopipe_default_capacity),
+					   aiopipe_default_engine);
 		if (IS_ERR(chan))
 			return chan;
-		chan->fifo = fifo;
 		fifo->chan = chan;
 	}
 	kref_get(&fifo->chan->ref);
@@ -152,10 +156,9 @@ static void aiopipe_fifo_drop(struct aiopipe_fifo *fifo, struct file *file)
 	aiopipe_chan_put(chan);
 }
 
-int aiopipe_fifo_open(struct inode *inode, struct file *file)
+static int aiopipe_fifo_open(struct inode *inode, struct file *file)
 {
-	struct aiopipe_fifo *fifo = container_of(inode->i_cdev,
-						 struct aiopipe_fifo, cdev);
+	struct aiopipe_fifo *fifo = aiopipe_inode_fifo(inode);
 	struct aiopipe_chan *chan;
 	int ret;
 
@@ -189,12 +192,18 @@ int aiopipe_fifo_open(struct inode *inode, struct file *file)
 	return ret;
 }
 
-void aiopipe_fifo_release(struct file *file)
+static int aiopipe_fifo_release(struct inode *inode, struct file *file)
 {
-	struct aiopipe_chan *chan = file->private_data;
-
-	aiopipe_fifo_drop(chan->fifo, file);
+	aiopipe_fifo_drop(aiopipe_inode_fifo(inode), file);
+	return 0;
 }
+
+/* The nodes' file operations: an end's, with a named FIFO's open and release. */
+static const struct file_operations aiopipe_fifo_fops = {
+	AIOPIPE_END_FOPS,
+	.open		= aiopipe_fifo_open,
+	.release	= aiopipe_fifo_release,
+};
 
 /* The nodes' mode: the fifo_mode parameter (devtmpfs; udev may override). */
 static char *aiopipe_fifo_devnode(AIOPIPE_DEVNODE_CONST struct device *dev,
@@ -231,7 +240,7 @@ int aiopipe_fifo_init(unsigned int count)
 		struct device *dev;
 
 		mutex_init(&fifo->lock);
-		cdev_init(&fifo->cdev, &aiopipe_end_fops);
+		cdev_init(&fifo->cdev, &aiopipe_fifo_fops);
 		fifo->cdev.owner = THIS_MODULE;
 		ret = cdev_add(&fifo->cdev, devt, 1);
 		if (ret)

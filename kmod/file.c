@@ -3,7 +3,7 @@
  * aiopipe ends: the file operations of a read end, a write end, or an
  * O_RDWR named FIFO.  Synchronous semantics mirror fs/pipe.c; the point
  * where a pipe would sleep is where a libaio request is queued instead
- * (async.c).  Locking: see channel.c.
+ * (request.c).  Locking: see channel.c.
  */
 #include "aiopipe.h"
 #include "compat.h"
@@ -50,25 +50,6 @@ static inline bool aiopipe_no_writers_ahead(const struct aiopipe_chan *chan)
 	return list_empty_careful(&chan->wr_pending);
 }
 
-/* Something a reader can take, or EOF. */
-bool aiopipe_read_ready(const struct aiopipe_chan *chan)
-{
-	return READ_ONCE(chan->len) || !READ_ONCE(chan->writers) ||
-	       READ_ONCE(chan->wr_head_direct);
-}
-
-/*
- * Room for the next part of a write of @left bytes: all of it when it is at
- * most PIPE_BUF (atomicity), else PIPE_BUF; or a pending reader to copy to
- * directly; or no readers (EPIPE).
- */
-bool aiopipe_write_ready(const struct aiopipe_chan *chan, size_t left)
-{
-	return aiopipe_free(chan) >= min_t(size_t, left, PIPE_BUF) ||
-	       !READ_ONCE(chan->readers) ||
-	       (!READ_ONCE(chan->len) && READ_ONCE(chan->rd_head_direct));
-}
-
 static inline bool aiopipe_sync_read_ready(const struct aiopipe_chan *chan)
 {
 	return aiopipe_no_readers_ahead(chan) && aiopipe_read_ready(chan);
@@ -80,56 +61,6 @@ static inline bool aiopipe_sync_write_ready(const struct aiopipe_chan *chan,
 	return aiopipe_no_writers_ahead(chan) && aiopipe_write_ready(chan, left);
 }
 
-/*
- * Sync sleepers filter by key like every other waiter, so that one wait
- * queue can serve both directions (and IOCB_CMD_POLL accepts the file).
- */
-struct aiopipe_waiter {
-	struct wait_queue_entry entry;
-	__poll_t mask;
-};
-
-static int aiopipe_sync_wake(struct wait_queue_entry *entry, unsigned int mode,
-			     int sync, void *key)
-{
-	struct aiopipe_waiter *w = container_of(entry, struct aiopipe_waiter,
-						entry);
-	__poll_t mask = key_to_poll(key);
-
-	if (mask && !(mask & w->mask))
-		return 0;
-	return autoremove_wake_function(entry, mode, sync, key);
-}
-
-/* Sleep, mutex dropped, until @ready; -ERESTARTSYS on a signal. */
-int aiopipe_wait(struct aiopipe_chan *chan, __poll_t mask,
-		 bool (*ready)(const struct aiopipe_chan *, size_t), size_t arg)
-{
-	struct aiopipe_waiter w = { .mask = mask };
-	int ret = 0;
-
-	init_wait(&w.entry);
-	w.entry.func = aiopipe_sync_wake;
-	/*
-	 * Signals first: the caller found nothing to do before coming here,
-	 * so a pending signal must win even over a readiness hint that the
-	 * caller may again find nothing behind.
-	 */
-	for (;;) {
-		prepare_to_wait_exclusive(&chan->wq, &w.entry,
-					  TASK_INTERRUPTIBLE);
-		if (signal_pending(current)) {
-			ret = -ERESTARTSYS;
-			break;
-		}
-		if (ready(chan, arg))
-			break;
-		schedule();
-	}
-	finish_wait(&chan->wq, &w.entry);
-	return ret;
-}
-
 static bool aiopipe_sync_read_ready_arg(const struct aiopipe_chan *chan,
 					size_t unused)
 {
@@ -137,65 +68,11 @@ static bool aiopipe_sync_read_ready_arg(const struct aiopipe_chan *chan,
 }
 
 /*
- * Reader side of a transfer, mutex held: the ring first, then (direct
- * engine) straight from the pinned pages of pending writes, then pull
- * pending direct writes into the room just made.  Byte order is the ring's
- * order followed by the pending writes' FIFO order.
- */
-size_t aiopipe_move_out(struct aiopipe_chan *chan, struct iov_iter *to,
-			struct list_head *done, bool *fault)
-{
-	size_t n;
-
-	lockdep_assert_held(&chan->mutex);
-	n = aiopipe_ring_to_iter(chan, to, fault);
-	if (!*fault && !list_empty_careful(&chan->wr_pending))
-		n += aiopipe_peer_drain_writes(chan, to, done, fault);
-	return n;
-}
-
-/*
- * Writer side of a transfer, mutex held: (direct engine) straight into the
- * pinned pages of pending reads while the ring is empty, then the ring, up
- * to @max bytes in all.
- */
-size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
-		       size_t max, struct list_head *done, bool *fault)
-{
-	size_t n = 0;
-
-	lockdep_assert_held(&chan->mutex);
-	if (!chan->len && !list_empty_careful(&chan->rd_pending))
-		n = aiopipe_peer_fill_reads(chan, from, max, done, fault);
-	if (*fault)
-		return n;
-	return n + aiopipe_ring_from_iter(chan, from, max - n, fault);
-}
-
-/* Wake key after a read that moved bytes and left @free_before room. */
-__poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan, u32 free_before,
-			    bool next_reader)
-{
-	__poll_t key = 0;
-
-	/* writers only care once an end is writable again: PIPE_BUF free */
-	if (free_before < PIPE_BUF && aiopipe_free(chan) >= PIPE_BUF)
-		key |= AIOPIPE_WRITE_KEY;
-	if (next_reader && chan->len)
-		key |= AIOPIPE_READ_KEY;
-	if (chan->consumed == chan->produced)
-		key |= AIOPIPE_DRAIN_KEY;
-	if (chan->fsync_waiters)
-		key |= AIOPIPE_CONSUMED_KEY;
-	return key;
-}
-
-/*
  * read_iter for every caller: read(2), readv(2), splice, libaio, io_uring.
  * A hot path: it keeps one mutex region around the transfer and the decision
  * to sleep or queue, as pipe_read() does.
  */
-static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
+ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 {
 	struct aiopipe_chan *chan = iocb->ki_filp->private_data;
 	bool woken = false, fault = false;
@@ -235,7 +112,7 @@ static ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		}
 		mutex_unlock(&chan->mutex);
 		aiopipe_finish_list(&done);	/* never sleep on completions */
-		ret = aiopipe_wait(chan, AIOPIPE_HUP_KEY,
+		ret = aiopipe_wait(chan, AIOPIPE_READER_MASK,
 				   aiopipe_sync_read_ready_arg, 0);
 		if (ret)
 			return ret;
@@ -270,7 +147,7 @@ static ssize_t aiopipe_epipe(void)
  * A libaio write that cannot finish now is queued with what it already
  * moved and completes when all its bytes are in.  Hot path: one mutex region.
  */
-static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
+ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 {
 	struct aiopipe_chan *chan = iocb->ki_filp->private_data;
 	size_t written = 0;
@@ -329,7 +206,7 @@ static ssize_t aiopipe_write_iter(struct kiocb *iocb, struct iov_iter *from)
 		 * submitter may be what has to make the room we wait for.
 		 */
 		aiopipe_finish_list(&done);
-		ret = aiopipe_wait(chan, AIOPIPE_ERR_KEY,
+		ret = aiopipe_wait(chan, AIOPIPE_WRITER_MASK,
 				   aiopipe_sync_write_ready_arg, left);
 		if (ret)
 			return written ?: ret;
@@ -376,7 +253,7 @@ static void aiopipe_poll_publish(struct aiopipe_chan *chan, poll_table *wait)
  * that fails loops in task work).  The request that empties a queue wakes
  * the pollers behind it (aiopipe_req_finish()).
  */
-static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
+__poll_t aiopipe_poll(struct file *file, poll_table *wait)
 {
 	struct aiopipe_chan *chan = file->private_data;
 	__poll_t mask = 0;
@@ -405,14 +282,15 @@ static __poll_t aiopipe_poll(struct file *file, poll_table *wait)
 	return mask;
 }
 
-static long aiopipe_set_u32(struct aiopipe_chan *chan, u32 *field, u32 val,
-			    u32 max)
+/*
+ * Engine and filter: no lock, each reader takes one value (a request its
+ * engine at queue time, a wake callback the filter as it runs).
+ */
+static long aiopipe_set_u32(u32 *field, u32 val, u32 max)
 {
 	if (val > max)
 		return -EINVAL;
-	mutex_lock(&chan->mutex);
 	WRITE_ONCE(*field, val);
-	mutex_unlock(&chan->mutex);
 	return 0;
 }
 
@@ -422,12 +300,11 @@ static long aiopipe_set_engine(struct aiopipe_chan *chan, u32 engine)
 		engine = aiopipe_default_engine;
 	if (engine < AIOPIPE_ENGINE_RETRY)
 		return -EINVAL;
-	return aiopipe_set_u32(chan, &chan->engine, engine,
-			       AIOPIPE_ENGINE_DIRECT);
+	return aiopipe_set_u32(&chan->engine, engine, AIOPIPE_ENGINE_DIRECT);
 }
 
-static long aiopipe_ioctl(struct file *file, unsigned int cmd,
-			  unsigned long arg)
+long aiopipe_ioctl(struct file *file, unsigned int cmd,
+		   unsigned long arg)
 {
 	struct aiopipe_chan *chan = file->private_data;
 	u32 __user *uarg = (u32 __user *)arg;
@@ -454,13 +331,13 @@ static long aiopipe_ioctl(struct file *file, unsigned int cmd,
 	if (get_user(val, uarg))
 		return -EFAULT;
 	if (cmd == AIOPIPE_IOC_SET_CAPACITY)
-		return aiopipe_chan_set_capacity(chan, val);
+		return aiopipe_set_capacity(chan, val);
 	if (cmd == AIOPIPE_IOC_SET_ENGINE)
 		return aiopipe_set_engine(chan, val);
-	return aiopipe_set_u32(chan, &chan->filter, val, AIOPIPE_FILTER_ON);
+	return aiopipe_set_u32(&chan->filter, val, AIOPIPE_FILTER_ON);
 }
 
-static int aiopipe_fasync(int fd, struct file *file, int on)
+int aiopipe_fasync(int fd, struct file *file, int on)
 {
 	struct aiopipe_chan *chan = file->private_data;
 	int ret = 0;
@@ -490,8 +367,8 @@ static bool aiopipe_drained(const struct aiopipe_chan *chan, u64 mark)
 	return READ_ONCE(chan->consumed) >= mark || !READ_ONCE(chan->readers);
 }
 
-static int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
-			 int datasync)
+int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
+		  int datasync)
 {
 	struct aiopipe_chan *chan = file->private_data;
 	u64 mark;
@@ -553,36 +430,21 @@ static int aiopipe_release(struct inode *inode, struct file *file)
 {
 	struct aiopipe_chan *chan = file->private_data;
 
-	if (chan->fifo) {
-		aiopipe_fifo_release(file);
-	} else {
-		aiopipe_end_release(file);
-		aiopipe_chan_put(chan);
-	}
+	aiopipe_end_release(file);
+	aiopipe_chan_put(chan);
 	return 0;
 }
 
-static ssize_t aiopipe_splice_read_fn(struct file *in, loff_t *ppos,
-				      struct pipe_inode_info *pipe,
-				      size_t len, unsigned int flags)
+ssize_t aiopipe_splice_read_fn(struct file *in, loff_t *ppos,
+			       struct pipe_inode_info *pipe,
+			       size_t len, unsigned int flags)
 {
 	return aiopipe_splice_read(in, ppos, pipe, len, flags);
 }
 
 const struct file_operations aiopipe_end_fops = {
-	.owner		= THIS_MODULE,
-	.open		= aiopipe_fifo_open,	/* named FIFOs only */
-	.read_iter	= aiopipe_read_iter,
-	.write_iter	= aiopipe_write_iter,
-	.poll		= aiopipe_poll,
-	.unlocked_ioctl	= aiopipe_ioctl,
-	.compat_ioctl	= compat_ptr_ioctl,
-	.fsync		= aiopipe_fsync,
-	.fasync		= aiopipe_fasync,
+	AIOPIPE_END_FOPS,
 	.release	= aiopipe_release,
-	.splice_read	= aiopipe_splice_read_fn,
-	.splice_write	= iter_file_splice_write,
-	.show_fdinfo	= aiopipe_show_fdinfo,
 };
 
 /* Make @file an end of @chan: a stream that honours IOCB_NOWAIT. */

@@ -12,7 +12,7 @@
  *  - pages pinned by the direct engine count in the user's locked_vm
  *    against RLIMIT_MEMLOCK, as io_uring's registered buffers do, unless
  *    the caller has CAP_IPC_LOCK; past it the request uses the retry engine;
- *  - fault-ins of the retry engine (retry.c) in flight are at most
+ *  - fault-ins of the retry engine (worker.c) in flight are at most
  *    AIOPIPE_FAULTS_PER_USER per user: a fault may wait as long as the
  *    memory behind it (a FUSE daemon, a userfaultfd) decides, and the
  *    workers that wait are shared.  A user's further fault-ins wait in that

@@ -70,7 +70,7 @@ static const struct kernel_param_ops aiopipe_pages_ops = {
 	.get = param_get_uint,
 };
 
-static const struct kernel_param_ops aiopipe_engine_ops = {
+static const struct kernel_param_ops aiopipe_engine_param_ops = {
 	.set = aiopipe_param_set_engine,
 	.get = param_get_uint,
 };
@@ -90,7 +90,7 @@ module_param_cb(max_capacity, &aiopipe_capacity_ops, &aiopipe_max_capacity, 0644
 MODULE_PARM_DESC(max_capacity, "Largest capacity without CAP_SYS_RESOURCE, like pipe-max-size (default 1 MiB)");
 
 unsigned int aiopipe_default_engine = AIOPIPE_ENGINE_RETRY;
-module_param_cb(engine, &aiopipe_engine_ops, &aiopipe_default_engine, 0644);
+module_param_cb(engine, &aiopipe_engine_param_ops, &aiopipe_default_engine, 0644);
 MODULE_PARM_DESC(engine, "Default completion engine: 1 = retry (default), 2 = direct");
 
 unsigned int aiopipe_default_filter = AIOPIPE_FILTER_ON;
@@ -170,7 +170,7 @@ static int __init aiopipe_init(void)
 		goto destroy_fault_wq;
 	ret = aiopipe_fault_init();
 	if (ret)
-		goto stats_exit;
+		goto destroy_fault_wq;
 	ret = aiopipe_pause_init(aiopipe_pause_points);
 	if (ret)
 		goto fault_exit;
@@ -194,8 +194,6 @@ pause_exit:
 	aiopipe_pause_exit();
 fault_exit:
 	aiopipe_fault_exit();
-stats_exit:
-	aiopipe_stats_exit();
 destroy_fault_wq:
 	destroy_workqueue(aiopipe_fault_wq);
 destroy_wq:
@@ -214,7 +212,6 @@ static void __exit aiopipe_exit(void)
 	aiopipe_factory_exit();
 	aiopipe_pause_exit();
 	aiopipe_fault_exit();
-	aiopipe_stats_exit();
 	destroy_workqueue(aiopipe_fault_wq);
 	destroy_workqueue(aiopipe_wq);
 }

@@ -159,7 +159,3 @@ int aiopipe_stats_init(void)
 	}
 	return 0;
 }
-
-void aiopipe_stats_exit(void)
-{
-}

@@ -21,7 +21,9 @@
  *    under the lock: a "keep the size" call racing with a shrink does not
  *    become an unprivileged grow past max_capacity;
  *  - a retry whose copies keep failing after fault-ins that succeeded
- *    backs off and completes once they work (debug kernels: fail_copy).
+ *    backs off and completes once they work (debug kernels: fail_copy);
+ *  - an atomic write over many cold pages, faulted in one by one, counts
+ *    each fault-in that lets its copy go further as progress.
  *
  * Skipped when the module has no pause points.  Every wait is on a fact
  * (a parked count, a request's fdinfo line, a completion, a call that
@@ -49,7 +51,10 @@ struct race {
 	io_context_t ctx;
 	struct ap_points pt;
 	bool skip;
+	bool fail_copy;		/* the module's fail_copy armed: disarm it */
 };
+
+static int fail_copy_next(const char *times);
 
 static void race_setup(struct __test_metadata *_metadata, struct race *r,
 		       unsigned int engine)
@@ -76,6 +81,8 @@ static void race_setup(struct __test_metadata *_metadata, struct race *r,
 
 static void race_teardown(struct race *r)
 {
+	if (r->fail_copy)	/* a failed test leaves no failure armed */
+		fail_copy_next("0");
 	ap_release_all(&r->pt);		/* nothing stays parked */
 	if (r->ctx)
 		io_destroy(r->ctx);
@@ -802,8 +809,10 @@ static int fail_copy_next(const char *times)
  * A fault-in can report success and map nothing for a while (a userfaultfd
  * being closed answers "done" to every fault until its ranges are gone);
  * twelve copies failing in a row after successful fault-ins stand in for
- * that window here.  The retry backs off and goes on; the read completes
- * with the bytes, not with -EFAULT.
+ * that window here.  The retry pauses before each repeated fault-in (1, 2,
+ * 4 ... 128 ms: at least 600 ms for eleven) and goes on; the read
+ * completes with the bytes, not with -EFAULT.  fail_copy is global: no
+ * other test may use the module meanwhile (the harness runs one at a time).
  *
  *   test                                   retry worker
  *   io_submit(PREAD 2) on the empty pipe
@@ -821,6 +830,7 @@ TEST_F(retry, copies_failing_after_good_fault_ins_are_retried_patiently)
 	char *page = page_buf(PAGE);
 	struct io_event ev;
 	struct iocb cb;
+	int64_t t0;
 
 	RACE_BEGIN(r);
 	if (access(FAIL_COPY, F_OK))
@@ -833,12 +843,59 @@ TEST_F(retry, copies_failing_after_good_fault_ins_are_retried_patiently)
 	ASSERT_EQ(2, write(r->fds[1], "ab", 2));
 	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RETRY_START, 1, AP_LONG_MS));
 
+	r->fail_copy = true;
 	ASSERT_EQ(0, fail_copy_next("12"));
+	t0 = ap_now_ns();
 	ASSERT_EQ(0, ap_release(&r->pt, AP_RETRY_START));
 	EXPECT_EQ(2, ap_reap1(r->ctx, &ev));
+	EXPECT_LE(300, ap_ms_since(t0)) TH_LOG("no pause between the fault-ins");
 	EXPECT_EQ(0, fail_copy_next("0"));
+	r->fail_copy = false;
 	EXPECT_EQ(0, memcmp(page, "ab", 2));
 	munmap(page, PAGE);
+}
+
+/*
+ * A queued write of at most PIPE_BUF bytes whose twenty segments each sit on
+ * a page never touched: the retry copies it whole into a bounce buffer, so
+ * it moves nothing until the last page is in, faulting one page per step.
+ * Each fault-in lets the copy stop further on: that is progress, and 20
+ * of them in a row (more than the repeat bound) still complete the write.
+ *
+ *   test                                   retry worker
+ *   write 4096: the ring is full
+ *   io_submit(PWRITEV 20 x 8 bytes) -----> queued
+ *   read 4096 ---------------------------> kicked: copy stops at segment
+ *                                          0, 1, ... 19, one fault-in each
+ *   io_getevents: 160; read: 160 zero bytes
+ */
+TEST_F(retry, atomic_write_over_cold_pages_faults_them_in_one_by_one)
+{
+	enum { SEGS = 20, SEG = 8 };
+	struct race *r = &self->r;
+	char *fill = page_buf(RING), *pages = page_buf(SEGS * PAGE);
+	char buf[RING], zero[SEGS * SEG] = { 0 };
+	struct iovec iov[SEGS];
+	struct io_event ev;
+	struct iocb cb;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, fill);
+	ASSERT_NE(NULL, pages);
+	for (int i = 0; i < SEGS; i++)
+		iov[i] = (struct iovec){ pages + i * PAGE, SEG };
+	ASSERT_EQ(RING, write(r->fds[1], fill, RING));
+	io_prep_pwritev(&cb, r->fds[1], iov, SEGS, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "write", " queued retry",
+				    NULL, 0));
+
+	ASSERT_EQ(RING, read(r->fds[0], buf, RING));
+	EXPECT_EQ(SEGS * SEG, ap_reap1(r->ctx, &ev));
+	EXPECT_EQ(SEGS * SEG, ap_read_now(r->fds[0], buf, sizeof(buf)));
+	EXPECT_EQ(0, memcmp(buf, zero, sizeof(zero)));
+	munmap(pages, SEGS * PAGE);
+	munmap(fill, RING);
 }
 
 TEST_HARNESS_MAIN

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * aiopipe async requests: queueing a libaio kiocb that cannot finish now,
- * the per-request state machine, cancel, and completion.
+ * aiopipe request core: queueing a libaio kiocb that cannot finish now,
+ * the per-request state machine, cancel, and completion.  What differs
+ * between engines is behind the request's ops (struct aiopipe_engine_ops);
+ * the worker (worker.c) and the transfer (transfer.c) complete the core.
  *
  * States (all transitions under chan->wq.lock, see aiopipe.h):
  *
@@ -34,7 +36,6 @@
 #include <linux/aio.h>
 #include <linux/seq_file.h>
 #include <linux/slab.h>
-#include <linux/sched/mm.h>
 
 static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 						bool write)
@@ -42,9 +43,18 @@ static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 	return write ? &chan->wr_pending : &chan->rd_pending;
 }
 
+/* The engine a request queued now uses: the channel's, read once. */
+static inline const struct aiopipe_engine_ops *
+aiopipe_chan_engine_ops(const struct aiopipe_chan *chan)
+{
+	if (READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT)
+		return &aiopipe_direct_ops;
+	return &aiopipe_retry_ops;
+}
+
 static inline bool aiopipe_peer_can_claim(const struct aiopipe_req *req)
 {
-	return req && req->direct && req->state == RQ_QUEUED;
+	return req && req->ops->peer_claimable && req->state == RQ_QUEUED;
 }
 
 /*
@@ -77,7 +87,8 @@ static inline bool aiopipe_req_ready(const struct aiopipe_chan *chan,
  * to the channel's promote_work, queued by the work item that finishes the
  * cancelled request.
  */
-void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
+static void aiopipe_promote_locked(struct aiopipe_chan *chan,
+				   struct list_head *list)
 {
 	struct aiopipe_req *head = aiopipe_head(list);
 
@@ -85,7 +96,7 @@ void aiopipe_promote_locked(struct aiopipe_chan *chan, struct list_head *list)
 	lockdep_assert_held(&chan->wq.lock);
 	if (!head || head->state != RQ_QUEUED)
 		return;
-	if (!head->direct)
+	if (head->ops->park_armed)
 		aiopipe_arm_locked(head);
 	if (aiopipe_req_ready(chan, head))
 		aiopipe_kick_locked(head, KICK_PROMOTE);
@@ -145,18 +156,18 @@ static inline long aiopipe_cancel_res(const struct aiopipe_req *req)
 }
 
 /*
- * Claim the head of @list for a peer copy: only a direct request that is
- * idle.  The claimed request stays first in line (BUSY) while the caller
- * copies, so nobody can overtake it.
+ * Claim the head of @list for a peer copy: only an idle request whose
+ * engine lets peers serve it.  The claimed request stays first in line
+ * (BUSY) while the caller copies, so nobody can overtake it.
  */
-struct aiopipe_req *aiopipe_claim_direct(struct aiopipe_chan *chan,
-					 struct list_head *list)
+struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
+					  struct list_head *list)
 {
 	struct aiopipe_req *req;
 
 	spin_lock_irq(&chan->wq.lock);
 	req = aiopipe_head(list);
-	if (req && req->direct && req->state == RQ_QUEUED)
+	if (aiopipe_peer_can_claim(req))
 		req->state = RQ_BUSY;
 	else
 		req = NULL;
@@ -229,7 +240,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		      struct list_head *done)
 {
 	struct aiopipe_req *req;
-	int ret = -EINVAL;
+	int ret;
 
 	lockdep_assert_held(&chan->mutex);
 	req = aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ? NULL :
@@ -244,11 +255,13 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	req->atomic = write && done_already + iov_iter_count(iter) <= PIPE_BUF;
 	req->done = done_already;
 	INIT_LIST_HEAD(&req->node);
-	aiopipe_retry_init(req);
-	if (READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT)
-		ret = aiopipe_direct_pin(req, iter);
-	if (ret)
-		ret = aiopipe_retry_prepare(req, iter);
+	aiopipe_req_init(req);
+	req->ops = aiopipe_chan_engine_ops(chan);
+	ret = req->ops->prepare(req, iter);
+	if (ret && req->ops != &aiopipe_retry_ops) {
+		req->ops = &aiopipe_retry_ops;
+		ret = req->ops->prepare(req, iter);
+	}
 	if (ret) {
 		kfree(req);
 		return done_already ?: ret;
@@ -336,8 +349,8 @@ static void aiopipe_req_free(struct kref *ref)
 	struct aiopipe_req *req = container_of(ref, struct aiopipe_req, ref);
 	struct aiopipe_chan *chan = req->chan;
 
-	if (!req->direct)
-		aiopipe_retry_release(req);
+	if (req->ops->release)
+		req->ops->release(req);
 	kfree(req);
 	aiopipe_chan_put(chan);
 }
@@ -347,12 +360,12 @@ void aiopipe_req_put(struct aiopipe_req *req)
 	kref_put(&req->ref, aiopipe_req_free);
 }
 
-void aiopipe_req_finish(struct aiopipe_req *req)
+static void aiopipe_req_finish(struct aiopipe_req *req)
 {
 	struct aiopipe_chan *chan = req->chan;
 
-	if (req->direct)
-		aiopipe_direct_unpin(req);
+	if (req->ops->finish)
+		req->ops->finish(req);
 	aiopipe_count_result(req);
 	aiopipe_stat_add(chan, req->write ? AP_PENDING_WRITES :
 					    AP_PENDING_READS, -1);
@@ -363,23 +376,58 @@ void aiopipe_req_finish(struct aiopipe_req *req)
 	aiopipe_req_put(req);
 }
 
-/*
- * The channel's promote_work: promote both heads under both locks.  One
- * per channel, so that however many cancelled heads ask for it, at most
- * one worker waits for the mutex.  Holds a channel reference while queued.
- */
-void aiopipe_promote_work(struct work_struct *work)
+/* Promote both heads under both locks. */
+static void aiopipe_promote_heads(struct aiopipe_chan *chan)
 {
-	struct aiopipe_chan *chan = container_of(work, struct aiopipe_chan,
-						 promote_work);
-
 	mutex_lock(&chan->mutex);
 	spin_lock_irq(&chan->wq.lock);
 	aiopipe_promote_locked(chan, &chan->rd_pending);
 	aiopipe_promote_locked(chan, &chan->wr_pending);
 	spin_unlock_irq(&chan->wq.lock);
 	mutex_unlock(&chan->mutex);
+}
+
+/*
+ * The channel's promote_work.  One per channel, so that however many
+ * cancelled heads ask for it, at most one worker waits for the mutex.
+ * Holds a channel reference while queued.
+ */
+static void aiopipe_promote_work(struct work_struct *work)
+{
+	struct aiopipe_chan *chan = container_of(work, struct aiopipe_chan,
+						 promote_work);
+
+	aiopipe_promote_heads(chan);
 	aiopipe_chan_put(chan);
+}
+
+/* A new channel (channel.c) with its requests' promote_work set up. */
+struct aiopipe_chan *aiopipe_chan_create(u32 capacity, u32 engine)
+{
+	struct aiopipe_chan *chan = aiopipe_chan_alloc(capacity, engine);
+
+	if (!IS_ERR(chan))
+		INIT_WORK(&chan->promote_work, aiopipe_promote_work);
+	return chan;
+}
+
+/*
+ * SET_CAPACITY: resize the ring (channel.c), then serve the first queued
+ * write if the new room fits it: a write no wakeup kicks (one that peers
+ * serve, not armed) would otherwise wait for the next reader.
+ */
+int aiopipe_set_capacity(struct aiopipe_chan *chan, u32 size)
+{
+	int ret = aiopipe_chan_set_capacity(chan, size);
+
+	if (ret > 0) {
+		mutex_lock(&chan->mutex);
+		spin_lock_irq(&chan->wq.lock);
+		aiopipe_promote_locked(chan, &chan->wr_pending);
+		spin_unlock_irq(&chan->wq.lock);
+		mutex_unlock(&chan->mutex);
+	}
+	return ret;
 }
 
 /*
@@ -441,7 +489,7 @@ static void aiopipe_show_pending(struct seq_file *m, struct aiopipe_chan *chan,
 		seq_printf(m, "%s:\t%llu %s %s done %zu left %zu%s%s%s\n",
 			   req->write ? "write" : "read", req->id,
 			   aiopipe_state_names[req->state],
-			   req->direct ? "direct" : "retry", req->done,
+			   req->ops->name, req->done,
 			   iov_iter_count(&req->iter),
 			   req->cancelled ? " cancelled" : "",
 			   list_empty(&req->wait.entry) ? "" : " armed",
