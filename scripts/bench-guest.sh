@@ -139,6 +139,7 @@ pt() {
 	progress "$fig rep $rep: $model $backend N=$n T=$t S=$s $*"
 	log=$OUT/logs/$fig.log
 	csvfile "$PIPETEST" "$fig" "$rep"
+	settle 1 50
 	b=$backend
 	nb=
 	if [ "$b" = pipe-nonblock ]; then b=pipe; nb=--nonblock-pipes; fi
@@ -159,6 +160,7 @@ st() {
 	progress "$fig rep $rep: aiostream $mode B=$bs D=$depth $*"
 	log=$OUT/logs/$fig.log
 	csvfile "$AIOSTREAM" "$fig" "$rep"
+	settle 1 50
 	# shellcheck disable=SC2086 # $PT_PREFIX is option words
 	timeout 180 $PT_PREFIX "$AIOSTREAM" --mode "$mode" --block "$bs" --depth "$depth" \
 		--seconds "$SECS" --stall 30 --no-header "$@" >>"$f" 2>>"$log"
@@ -251,24 +253,27 @@ sweep() {
 	fi
 }
 
-# settle: wait (at most 20 s) until nothing else runs: right after boot the
-# kernel's crypto self-tests (cryptomgr_test) take the CPU for about a second,
-# which would halve the first runs.  Runnable tasks in /proc/loadavg count
-# the reader itself: 1 is quiet.
+# settle QUIET MAX: wait until nothing else runs on QUIET samples in a row,
+# 0.1 s apart, at most MAX samples.  Right after boot the kernel's crypto
+# self-tests (cryptomgr_test) take the CPU for about a second, which would
+# halve the first runs; before every run, a run's leftovers (io_uring's
+# worker threads exiting) would slow the next.  Runnable tasks in
+# /proc/loadavg count the reader itself: 1 is quiet.
 settle() {
 	quiet=0
 	i=0
-	while [ "$quiet" -lt 3 ] && [ "$i" -lt 200 ]; do
+	while :; do
 		read -r _ _ _ rq _ </proc/loadavg
 		if [ "${rq%/*}" -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
-		sleep 0.1
 		i=$((i + 1))
+		[ "$quiet" -lt "$1" ] && [ "$i" -lt "$2" ] || return 0
+		sleep 0.1
 	done
 }
 
 # ---- run ------------------------------------------------------------------------
 PT_PREFIX=
-settle
+settle 3 200
 {
 	echo "kernel=$(uname -r)"
 	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
