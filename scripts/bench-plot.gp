@@ -25,7 +25,14 @@ set ylabel yl
 if (logx) { set logscale x 2 } else { unset logscale x }
 if (logy) { set logscale y 10 } else { unset logscale y; set yrange [0:*] }
 set format y yfmt
-if (ref1) { set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 lc rgb "#444444" dt 2 front }
+# A ratio plot: the line y = 1, a range fitted to the data but never
+# without 1, and more tics than a decade's.
+if (ref1) {
+	set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 lc rgb "#444444" dt 2 front
+	if (logy) { set logscale y 2; set mytics 4 }
+	set autoscale yfix
+	set yrange [*<0.8:1.25<*]
+}
 if (!exists("xfmt")) { xfmt = "%g" }
 set format x xfmt
 set autoscale xfix
