@@ -1,12 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# usage: sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--warmup W] [--only FIGS]
+# usage: sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--warmup-round] [--only FIGS]
 # The benchmark sweeps, run inside the VM guest by scripts/bench (busybox sh:
 # no bash-isms).  Writes raw CSV into $OUT (default /out); the host
 # aggregates (median, min, max), plots and writes the report.
 #
 # FIGS is a comma list of: grid fig1 fig4 fig5 storm stream (default: all).
-# --warmup W: W passes before every pipetest run's timed window.
+# --warmup-round: every pipetest run first passes the tokens once over every
+# pipe (N passes, untimed: a kernel pipe allocates its buffer page at its
+# first write, an aiopipe channel its ring at creation), where that moves at
+# most WARMUP_MAX bytes (N x S); runs too short for a round measure cold pipes.
 # Repetitions are the outer loop, so slow drift of the machine (other jobs,
 # thermal) spreads over every configuration instead of biasing a few.
 #
@@ -23,7 +26,7 @@ AIOSTREAM=${AIOSTREAM:-aiostream}
 QUICK=0
 RUNS=
 SECS=
-WARMUP=0
+WARMUP_MAX=0
 ONLY=all
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -31,7 +34,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1 ;;
 	--runs) RUNS=$2; shift ;;
 	--seconds) SECS=$2; shift ;;
-	--warmup) WARMUP=$2; shift ;;
+	--warmup-round) WARMUP_MAX=16777216 ;;
 	--only) ONLY=$2; shift ;;
 	*) echo "bench-guest: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -140,12 +143,14 @@ pt() {
 	log=$OUT/logs/$fig.log
 	csvfile "$PIPETEST" "$fig" "$rep"
 	settle 1 50
+	w=0
+	[ $((n * s)) -gt "$WARMUP_MAX" ] || w=$n
 	b=$backend
 	nb=
 	if [ "$b" = pipe-nonblock ]; then b=pipe; nb=--nonblock-pipes; fi
 	# shellcheck disable=SC2086 # $PT_PREFIX and $nb are option words
 	timeout 180 $PT_PREFIX "$PIPETEST" --model "$model" --backend "$b" $nb \
-		--pipes "$n" --tokens "$t" --size "$s" --seconds "$SECS" --warmup "$WARMUP" \
+		--pipes "$n" --tokens "$t" --size "$s" --seconds "$SECS" --warmup "$w" \
 		--stall 30 --no-header "$@" >>"$f" 2>>"$log"
 	rc=$?
 	[ "$rc" -eq 0 ] || record_error "$fig" pipetest "$model:$backend:N=$n:T=$t:S=$s${*:+:$*}" "$rc" "$log"
@@ -256,8 +261,8 @@ sweep() {
 # settle QUIET MAX: wait until nothing else runs on QUIET samples in a row,
 # 0.1 s apart, at most MAX samples.  Right after boot the kernel's crypto
 # self-tests (cryptomgr_test) take the CPU for about a second, which would
-# halve the first runs; before every run, a run's leftovers (io_uring's
-# worker threads exiting) would slow the next.  Runnable tasks in
+# halve the first runs; before every run, whatever the previous run left
+# running would be charged to the next.  Runnable tasks in
 # /proc/loadavg count the reader itself: 1 is quiet.
 settle() {
 	quiet=0
@@ -283,7 +288,7 @@ settle 3 200
 	echo "runs=$RUNS"
 	echo "seconds=$SECS"
 	echo "only=$ONLY"
-	echo "warmup=$WARMUP"
+	echo "warmup_round_max_bytes=$WARMUP_MAX"
 	echo "grid_s=$GRID_S"
 	echo "grid_n=$GRID_N"
 	echo "grid_plot_n=$GRID_PLOT_N"
