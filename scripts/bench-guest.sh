@@ -1,11 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
-# usage: sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--only FIGS]
+# usage: sh bench-guest.sh [--quick] [--runs R] [--seconds D] [--warmup-round] [--only FIGS]
 # The benchmark sweeps, run inside the VM guest by scripts/bench (busybox sh:
 # no bash-isms).  Writes raw CSV into $OUT (default /out); the host
 # aggregates (median, min, max), plots and writes the report.
 #
-# FIGS is a comma list of: fig1 fig4 fig5 storm stream (default: all).
+# FIGS is a comma list of: grid fig1 fig4 fig5 storm stream (default: all).
+# --warmup-round: every pipetest run first passes the tokens once over every
+# pipe (N passes, untimed: a kernel pipe allocates its buffer page at its
+# first write, an aiopipe channel its ring at creation), where that moves at
+# most WARMUP_MAX bytes (N x S); runs too short for a round measure cold pipes.
 # Repetitions are the outer loop, so slow drift of the machine (other jobs,
 # thermal) spreads over every configuration instead of biasing a few.
 #
@@ -22,6 +26,7 @@ AIOSTREAM=${AIOSTREAM:-aiostream}
 QUICK=0
 RUNS=
 SECS=
+WARMUP_MAX=0
 ONLY=all
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -29,6 +34,7 @@ while [ $# -gt 0 ]; do
 	--quick) QUICK=1 ;;
 	--runs) RUNS=$2; shift ;;
 	--seconds) SECS=$2; shift ;;
+	--warmup-round) WARMUP_MAX=16777216 ;;
 	--only) ONLY=$2; shift ;;
 	*) echo "bench-guest: unknown option $1" >&2; exit 2 ;;
 	esac
@@ -43,6 +49,8 @@ if [ "$QUICK" = 1 ]; then
 	FIG4_S="12 4096 65536"
 	FIG5_T="1 8 64"
 	STREAM_B="4096 65536 1048576"
+	GRID_PLOT_N=
+	GRID_PLOT_S=
 else
 	RUNS=${RUNS:-3}
 	SECS=${SECS:-0.8}
@@ -50,8 +58,21 @@ else
 	FIG4_S="12 64 256 512 1024 4096 16384 65536"
 	FIG5_T="1 2 8 32 64 122"
 	STREAM_B="4096 16384 65536 262144 1048576"
+	GRID_PLOT_N="16 1024 16384"
+	GRID_PLOT_S="256 1024 16384"
 fi
+# The answer grid (T=1): every message size crossed with every pipe count,
+# plus, for the plots, more pipe counts at S=12 and sizes at N=128.
+GRID_S="12 4096 65536"
+GRID_N="1 128 4096"
 STREAM_D=8
+
+# The answer grid: the aiopipe models (aio-read on both engines), epoll
+# level- and edge-triggered and the io_uring models on kernel pipes.  A
+# model that this pipetest or kernel lacks exits 2 and is recorded so.
+GRID_CONFIGS="epoll:pipe epoll-et:pipe io_uring-read:pipe io_uring-read:pipe-nonblock
+io_uring-poll:pipe io_uring-mshot:pipe aio-read:aiopipe-retry aio-read:aiopipe-direct
+aio-poll:aiopipe-retry epoll:aiopipe-retry"
 
 # Fig. 1: every model on a kernel pipe and on aiopipe (T=1, S=12).  The
 # engine matters only for queued libaio requests (aio-read, aio-rw); the
@@ -121,12 +142,15 @@ pt() {
 	progress "$fig rep $rep: $model $backend N=$n T=$t S=$s $*"
 	log=$OUT/logs/$fig.log
 	csvfile "$PIPETEST" "$fig" "$rep"
+	settle 1 50
+	w=0
+	[ $((n * s)) -gt "$WARMUP_MAX" ] || w=$n
 	b=$backend
 	nb=
 	if [ "$b" = pipe-nonblock ]; then b=pipe; nb=--nonblock-pipes; fi
 	# shellcheck disable=SC2086 # $PT_PREFIX and $nb are option words
 	timeout 180 $PT_PREFIX "$PIPETEST" --model "$model" --backend "$b" $nb \
-		--pipes "$n" --tokens "$t" --size "$s" --seconds "$SECS" \
+		--pipes "$n" --tokens "$t" --size "$s" --seconds "$SECS" --warmup "$w" \
 		--stall 30 --no-header "$@" >>"$f" 2>>"$log"
 	rc=$?
 	[ "$rc" -eq 0 ] || record_error "$fig" pipetest "$model:$backend:N=$n:T=$t:S=$s${*:+:$*}" "$rc" "$log"
@@ -141,6 +165,7 @@ st() {
 	progress "$fig rep $rep: aiostream $mode B=$bs D=$depth $*"
 	log=$OUT/logs/$fig.log
 	csvfile "$AIOSTREAM" "$fig" "$rep"
+	settle 1 50
 	# shellcheck disable=SC2086 # $PT_PREFIX is option words
 	timeout 180 $PT_PREFIX "$AIOSTREAM" --mode "$mode" --block "$bs" --depth "$depth" \
 		--seconds "$SECS" --stall 30 --no-header "$@" >>"$f" 2>>"$log"
@@ -148,9 +173,39 @@ st() {
 	[ "$rc" -eq 0 ] || record_error "$fig" aiostream "$mode:B=$bs:D=$depth${*:+:$*}" "$rc" "$log"
 }
 
+in_list() { # WORD LIST: is WORD one of the words of LIST?
+	for w in $2; do [ "$w" = "$1" ] && return 0; done
+	return 1
+}
+
+# grid_points: "S:N" of the grid, the table's cross product then the plots' extras
+grid_points() {
+	for s in $GRID_S; do
+		for n in $GRID_N; do echo "$s:$n"; done
+	done
+	for n in $GRID_PLOT_N; do in_list "$n" "$GRID_N" || echo "12:$n"; done
+	for s in $GRID_PLOT_S; do in_list "$s" "$GRID_S" || echo "$s:128"; done
+}
+
+# in_figs CONFIG N S: does the Fig. 1 or Fig. 4 sweep run this T=1 point?
+# The grid reuses those runs (the report pools them) instead of repeating them.
+in_figs() {
+	want fig1 && [ "$3" = 12 ] && in_list "$2" "$FIG1_N" && in_list "$1" "$FIG1_CONFIGS" && return 0
+	want fig4 && [ "$2" = 128 ] && in_list "$3" "$FIG4_S" && in_list "$1" "$FIG4_CONFIGS" && return 0
+	return 1
+}
+
 # One repetition of everything selected.
 sweep() {
 	rep=$1
+	if want grid; then
+		for p in $(grid_points); do
+			for c in $GRID_CONFIGS; do
+				in_figs "$c" "${p#*:}" "${p%%:*}" ||
+					pt grid "$rep" "${c%%:*}" "${c#*:}" "${p#*:}" 1 "${p%%:*}"
+			done
+		done
+	fi
 	if want fig1; then
 		for n in $FIG1_N; do
 			for c in $FIG1_CONFIGS; do
@@ -203,8 +258,27 @@ sweep() {
 	fi
 }
 
+# settle QUIET MAX: wait until nothing else runs on QUIET samples in a row,
+# 0.1 s apart, at most MAX samples.  Right after boot the kernel's crypto
+# self-tests (cryptomgr_test) take the CPU for about a second, which would
+# halve the first runs; before every run, whatever the previous run left
+# running would be charged to the next.  Runnable tasks in
+# /proc/loadavg count the reader itself: 1 is quiet.
+settle() {
+	quiet=0
+	i=0
+	while :; do
+		read -r _ _ _ rq _ </proc/loadavg
+		if [ "${rq%/*}" -le 1 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		i=$((i + 1))
+		[ "$quiet" -lt "$1" ] && [ "$i" -lt "$2" ] || return 0
+		sleep 0.1
+	done
+}
+
 # ---- run ------------------------------------------------------------------------
 PT_PREFIX=
+settle 3 200
 {
 	echo "kernel=$(uname -r)"
 	echo "cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
@@ -214,6 +288,11 @@ PT_PREFIX=
 	echo "runs=$RUNS"
 	echo "seconds=$SECS"
 	echo "only=$ONLY"
+	echo "warmup_round_max_bytes=$WARMUP_MAX"
+	echo "grid_s=$GRID_S"
+	echo "grid_n=$GRID_N"
+	echo "grid_plot_n=$GRID_PLOT_N"
+	echo "grid_plot_s=$GRID_PLOT_S"
 	echo "fig1_n=$FIG1_N"
 	echo "fig4_s=$FIG4_S"
 	echo "fig5_t=$FIG5_T"

@@ -5,6 +5,7 @@
  * then loops: learn that pipe i holds a token, get the token, pt_pass().
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -16,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/utsname.h>
 
 #include <libaio.h>
 #include <liburing.h>
@@ -147,9 +149,32 @@ void pt_run_select(struct pt *pt)
 	free(buf);
 }
 
-/* ---- epoll (level-triggered, as a poll replacement) ----------------------------- */
+/* ---- epoll: level-triggered (a poll replacement) and edge-triggered ----------- */
 
-void pt_run_epoll(struct pt *pt)
+/* Make every read end O_NONBLOCK (setup, not timed). */
+static void set_nonblock(struct pt *pt)
+{
+	unsigned int i;
+
+	for (i = 0; i < pt->pipes; i++) {
+		int fl = fcntl(pt->rfd[i], F_GETFL);
+
+		if (fl < 0 || fcntl(pt->rfd[i], F_SETFL, fl | O_NONBLOCK))
+			pt_fail_errno("O_NONBLOCK on pipe %u", i);
+	}
+}
+
+/*
+ * Edge-triggered, an event says that pipe i became readable since the last
+ * wait, not that it is: read it until EAGAIN, one pass per token.
+ */
+static void epoll_drain(struct pt *pt, unsigned int i, char *buf)
+{
+	while (pt_running(pt) && pt_read_token(pt, i, buf))
+		pt_pass(pt, i, buf);
+}
+
+static void pt_run_epoll_mode(struct pt *pt, bool edge)
 {
 	struct epoll_event ev[BATCH];
 	char *buf = xcalloc(1, pt->size);
@@ -158,8 +183,13 @@ void pt_run_epoll(struct pt *pt)
 
 	if (ep < 0)
 		pt_fail_errno("epoll_create1");
+	if (edge)
+		set_nonblock(pt);
 	for (i = 0; i < pt->pipes; i++) {
-		struct epoll_event e = { .events = EPOLLIN, .data.u32 = i };
+		struct epoll_event e = {
+			.events = EPOLLIN | (edge ? EPOLLET : 0),
+			.data.u32 = i,
+		};
 
 		if (epoll_ctl(ep, EPOLL_CTL_ADD, pt->rfd[i], &e))
 			pt_fail_errno("epoll_ctl ADD pipe %u", i);
@@ -175,8 +205,12 @@ void pt_run_epoll(struct pt *pt)
 		for (k = 0; k < n; k++) {
 			i = ev[k].data.u32;
 			check_revents(i, ev[k].events);
-			pt_read_rest(pt, i, buf, 0);
-			pt_pass(pt, i, buf);
+			if (edge) {
+				epoll_drain(pt, i, buf);
+			} else {
+				pt_read_rest(pt, i, buf, 0);
+				pt_pass(pt, i, buf);
+			}
 			if (!pt_running(pt))
 				break;
 		}
@@ -184,6 +218,16 @@ void pt_run_epoll(struct pt *pt)
 	pt_finish(pt);
 	close(ep);
 	free(buf);
+}
+
+void pt_run_epoll(struct pt *pt)
+{
+	pt_run_epoll_mode(pt, false);
+}
+
+void pt_run_epoll_et(struct pt *pt)
+{
+	pt_run_epoll_mode(pt, true);
 }
 
 /* ---- libaio: reaping the completion ring from user space ----------------------- */
@@ -301,6 +345,23 @@ static bool env_flag(const char *name, bool dflt)
 	const char *v = getenv(name);
 
 	return v ? strcmp(v, "0") != 0 : dflt;
+}
+
+/* A test knob: the number in environment variable @name, else @dflt. */
+static unsigned long env_num(const char *name, unsigned long dflt,
+			     unsigned long max)
+{
+	const char *v = getenv(name);
+	unsigned long n;
+	char *end;
+
+	if (!v)
+		return dflt;
+	errno = 0;
+	n = strtoul(v, &end, 0);
+	if (errno || end == v || *end || !n || n > max)
+		pt_die(PT_EXIT_UNSUPPORTED, "%s=%s: want 1..%lu", name, v, max);
+	return n;
 }
 
 /* ---- aio-poll: IOCB_CMD_POLL, one shot, re-armed after each completion ----------- */
@@ -570,56 +631,89 @@ static void uring_arm(struct pt *pt, struct io_uring *ring, unsigned int i,
 	io_uring_sqe_set_data64(sqe, i);
 }
 
-static void pt_run_uring(struct pt *pt, bool poll)
+static void uring_submit(struct pt *pt, struct io_uring *ring)
 {
-	struct io_uring ring;
-	size_t stride;
-	char *bufs = alloc_bufs(pt, poll ? 1 : pt->pipes, &stride);
-	unsigned int i;
-	int ret;
+	int ret = io_uring_submit(ring);
 
-	uring_init(pt, &ring);
-	for (i = 0; i < pt->pipes; i++)
-		uring_arm(pt, &ring, i, bufs + (poll ? 0 : i * stride), poll);
-	ret = io_uring_submit(&ring);
 	if (ret < 0) {
 		errno = -ret;
 		pt_fail_errno("io_uring_submit (arming %u pipes)", pt->pipes);
 	}
-	pt_start(pt);
-	while (pt_running(pt)) {
-		struct io_uring_cqe *cqe;
-		unsigned int head, seen = 0;
+}
 
-		uring_wait(&ring);
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			int res = cqe->res;
-			char *b;
+/* Submit what is queued, wait for a completion, hand each one to @fn. */
+static inline void uring_reap(struct io_uring *ring,
+			      void (*fn)(void *arg, const struct io_uring_cqe *cqe),
+			      void *arg)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, seen = 0;
 
-			seen++;
-			i = (unsigned int)io_uring_cqe_get_data64(cqe);
-			b = bufs + (poll ? 0 : i * stride);
-			if (res < 0) {
-				errno = -res;
-				pt_fail_errno("io_uring %s on pipe %u completed with an error (pass %llu)",
-					      poll ? "poll" : "read", i, pt->passes);
-			}
-			if (poll) {
-				check_revents(i, (unsigned int)res);
-				res = 0;
-			} else if (res == 0) {
-				pt_die(PT_EXIT_FAIL, "io_uring read on pipe %u completed with 0 (EOF) at pass %llu",
-				       i, pt->passes);
-			}
-			pt_read_rest(pt, i, b, (size_t)res);
-			pt_pass(pt, i, b);
-			uring_arm(pt, &ring, i, b, poll);
-		}
-		io_uring_cq_advance(&ring, seen);
+	uring_wait(ring);
+	io_uring_for_each_cqe(ring, head, cqe) {
+		seen++;
+		fn(arg, cqe);
 	}
+	io_uring_cq_advance(ring, seen);
+}
+
+/* A completion that ends the run: an error, or a read that saw EOF. */
+__attribute__((noreturn))
+static void uring_bad_res(struct pt *pt, unsigned int i, int res,
+			  const char *what)
+{
+	if (!res)
+		pt_die(PT_EXIT_FAIL, "io_uring %s on pipe %u completed with 0 (EOF) at pass %llu",
+		       what, i, pt->passes);
+	errno = -res;
+	pt_fail_errno("io_uring %s on pipe %u completed with an error (pass %llu)",
+		      what, i, pt->passes);
+}
+
+struct uring_rw {
+	struct pt *pt;
+	struct io_uring *ring;
+	char *bufs;
+	size_t stride;
+	bool poll;
+};
+
+static void uring_rw_cqe(void *arg, const struct io_uring_cqe *cqe)
+{
+	struct uring_rw *u = arg;
+	struct pt *pt = u->pt;
+	unsigned int i = (unsigned int)io_uring_cqe_get_data64(cqe);
+	char *b = u->bufs + (u->poll ? 0 : i * u->stride);
+	int res = cqe->res;
+
+	if (res < 0 || (!res && !u->poll))
+		uring_bad_res(pt, i, res, u->poll ? "poll" : "read");
+	if (u->poll) {
+		check_revents(i, (unsigned int)res);
+		res = 0;
+	}
+	pt_read_rest(pt, i, b, (size_t)res);
+	pt_pass(pt, i, b);
+	uring_arm(pt, u->ring, i, b, u->poll);
+}
+
+static void pt_run_uring(struct pt *pt, bool poll)
+{
+	struct io_uring ring;
+	struct uring_rw u = { .pt = pt, .ring = &ring, .poll = poll };
+	unsigned int i;
+
+	u.bufs = alloc_bufs(pt, poll ? 1 : pt->pipes, &u.stride);
+	uring_init(pt, &ring);
+	for (i = 0; i < pt->pipes; i++)
+		uring_arm(pt, &ring, i, u.bufs + (poll ? 0 : i * u.stride), poll);
+	uring_submit(pt, &ring);
+	pt_start(pt);
+	while (pt_running(pt))
+		uring_reap(&ring, uring_rw_cqe, &u);
 	pt_finish(pt);
 	io_uring_queue_exit(&ring);
-	free(bufs);
+	free(u.bufs);
 }
 
 void pt_run_uring_read(struct pt *pt)
@@ -630,6 +724,211 @@ void pt_run_uring_read(struct pt *pt)
 void pt_run_uring_poll(struct pt *pt)
 {
 	pt_run_uring(pt, true);
+}
+
+/*
+ * ---- io_uring-mshot: one multishot read per pipe into provided buffers --------
+ * Each pipe's read end is a registered file with one IORING_OP_READ_MULTISHOT
+ * armed on it: the kernel reads whenever the pipe becomes readable, into a
+ * buffer it takes from a ring of provided buffers of S bytes, and posts a
+ * completion naming the buffer, the request staying armed while the
+ * completion has IORING_CQE_F_MORE.  A completion without it (out of
+ * buffers, -ENOBUFS; or an overflowing completion queue) ends the request:
+ * the pipe is armed again once the batch's buffers are back in the ring.
+ */
+
+/* IORING_OP_READ_MULTISHOT, Linux 6.7: liburing 2.3's opcode enum ends before it. */
+#define PT_OP_READ_MULTISHOT	49
+#define MSHOT_BGID		0
+#define MSHOT_BUFS_MAX		32768	/* a buffer ring's bound (a power of two) */
+
+struct mshot {
+	struct pt *pt;
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	unsigned int nbufs;
+	unsigned int bufsize;	/* S, unless a test knob makes it smaller */
+	char *bufs;		/* nbufs buffers, stride apart */
+	size_t stride;
+	unsigned int returned;	/* buffers given back since the last advance */
+	char **part;		/* per pipe: a token that came in pieces */
+	unsigned int *have;	/* per pipe: bytes of it so far */
+	unsigned int *rearm;	/* pipes whose request ended in this batch */
+	unsigned int nrearm;
+	unsigned long long rearms, pieces, nobufs;	/* for -v */
+};
+
+/* exit 2 on a kernel without the opcode (6.1's submit fails with EINVAL) */
+static void mshot_probe(struct io_uring *ring)
+{
+	struct io_uring_probe *p = io_uring_get_probe_ring(ring);
+	bool ok = p && io_uring_opcode_supported(p, PT_OP_READ_MULTISHOT);
+	struct utsname u;
+
+	if (p)
+		io_uring_free_probe(p);
+	if (ok)
+		return;
+	if (uname(&u))
+		strcpy(u.release, "this kernel");
+	pt_die(PT_EXIT_UNSUPPORTED,
+	       "io_uring-mshot: not on this kernel (%s: %s; IORING_OP_READ_MULTISHOT is Linux 6.7 and later)",
+	       u.release, p ? "io_uring has no multishot read" : "no io_uring opcode probe");
+}
+
+static void mshot_give_back(struct mshot *m, unsigned int bid)
+{
+	io_uring_buf_ring_add(m->br, m->bufs + (size_t)bid * m->stride,
+			      m->bufsize, (unsigned short)bid,
+			      io_uring_buf_ring_mask(m->nbufs), (int)m->returned++);
+}
+
+/* Registered read ends and a ring of nbufs provided buffers, all in it. */
+static void mshot_setup(struct mshot *m)
+{
+	struct pt *pt = m->pt;
+	unsigned long long want = (unsigned long long)pt->pipes * pt->depth + pt->tokens;
+	struct io_uring_buf_reg reg = { .bgid = MSHOT_BGID };
+	unsigned int bid;
+	void *mem;
+	int ret;
+
+	/* test knobs: too few buffers (-ENOBUFS), too small (tokens in pieces) */
+	want = env_num("PIPETEST_MSHOT_BUFS", want, MSHOT_BUFS_MAX);
+	m->bufsize = env_num("PIPETEST_MSHOT_BUF_SIZE", pt->size, pt->size);
+	m->nbufs = 1;
+	while (m->nbufs < want && m->nbufs < MSHOT_BUFS_MAX)
+		m->nbufs <<= 1;
+	ret = io_uring_register_files(&m->ring, pt->rfd, pt->pipes);
+	if (ret < 0) {
+		errno = -ret;
+		pt_fail_errno("io_uring_register_files (%u read ends)", pt->pipes);
+	}
+	if (posix_memalign(&mem, 4096, m->nbufs * sizeof(struct io_uring_buf)))
+		pt_die(PT_EXIT_FAIL, "out of memory (buffer ring of %u)", m->nbufs);
+	m->br = mem;
+	reg.ring_addr = (uintptr_t)mem;
+	reg.ring_entries = m->nbufs;
+	ret = io_uring_register_buf_ring(&m->ring, &reg, 0);
+	if (ret < 0) {
+		errno = -ret;
+		pt_fail_errno("io_uring_register_buf_ring (%u buffers)", m->nbufs);
+	}
+	m->bufs = alloc_bufs(pt, m->nbufs, &m->stride);
+	io_uring_buf_ring_init(m->br);
+	for (bid = 0; bid < m->nbufs; bid++)
+		mshot_give_back(m, bid);
+	io_uring_buf_ring_advance(m->br, (int)m->returned);
+	m->returned = 0;
+	m->part = xcalloc(pt->pipes, sizeof(*m->part));
+	m->have = xcalloc(pt->pipes, sizeof(*m->have));
+	m->rearm = xcalloc(pt->pipes, sizeof(*m->rearm));
+	if (pt->verbose)
+		fprintf(stderr, "pipetest: io_uring-mshot: %u registered files, %u buffers of %u bytes\n",
+			pt->pipes, m->nbufs, m->bufsize);
+}
+
+static void mshot_arm(struct mshot *m, unsigned int i)
+{
+	struct io_uring_sqe *sqe = uring_sqe(&m->ring);
+
+	/* no address, no length: each read fills one provided buffer */
+	io_uring_prep_rw(PT_OP_READ_MULTISHOT, sqe, (int)i, NULL, 0, 0);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_BUFFER_SELECT;
+	sqe->buf_group = MSHOT_BGID;
+	io_uring_sqe_set_data64(sqe, i);
+}
+
+/*
+ * @len bytes of pipe i's stream in @b: a whole token passes from the
+ * buffer itself; one that came in pieces is put together first.
+ */
+static void mshot_consume(struct mshot *m, unsigned int i, char *b, size_t len)
+{
+	struct pt *pt = m->pt;
+
+	while (len) {
+		size_t take = pt->size - m->have[i];
+
+		if (!m->have[i] && len == pt->size) {
+			pt_pass(pt, i, b);
+			return;
+		}
+		if (!m->part[i])
+			m->part[i] = xcalloc(1, pt->size);
+		m->pieces++;
+		if (take > len)
+			take = len;
+		memcpy(m->part[i] + m->have[i], b, take);
+		m->have[i] += (unsigned int)take;
+		b += take;
+		len -= take;
+		if (m->have[i] == pt->size) {
+			m->have[i] = 0;
+			pt_pass(pt, i, m->part[i]);
+		}
+	}
+}
+
+static void mshot_cqe(void *arg, const struct io_uring_cqe *cqe)
+{
+	struct mshot *m = arg;
+	struct pt *pt = m->pt;
+	unsigned int i = (unsigned int)io_uring_cqe_get_data64(cqe);
+	unsigned int bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	int res = cqe->res;
+
+	if (!(cqe->flags & IORING_CQE_F_MORE))
+		m->rearm[m->nrearm++] = i;
+	if (res == -ENOBUFS) {
+		m->nobufs++;
+		return;
+	}
+	if (res == -EINVAL && !pt->passes)
+		pt_die(PT_EXIT_UNSUPPORTED,
+		       "io_uring-mshot: not on this kernel (IORING_OP_READ_MULTISHOT on pipe %u: %s)",
+		       i, strerror(EINVAL));
+	if (res <= 0)
+		uring_bad_res(pt, i, res, "multishot read");
+	if (!(cqe->flags & IORING_CQE_F_BUFFER) || bid >= m->nbufs)
+		pt_die(PT_EXIT_FAIL, "io_uring multishot read on pipe %u: %d bytes without a provided buffer (flags 0x%x)",
+		       i, res, cqe->flags);
+	mshot_consume(m, i, m->bufs + (size_t)bid * m->stride, (size_t)res);
+	mshot_give_back(m, bid);
+}
+
+void pt_run_uring_mshot(struct pt *pt)
+{
+	struct mshot m = { .pt = pt };
+	unsigned int i;
+
+	uring_init(pt, &m.ring);
+	mshot_probe(&m.ring);
+	mshot_setup(&m);
+	for (i = 0; i < pt->pipes; i++)
+		mshot_arm(&m, i);
+	uring_submit(pt, &m.ring);
+	pt_start(pt);
+	while (pt_running(pt)) {
+		uring_reap(&m.ring, mshot_cqe, &m);
+		io_uring_buf_ring_advance(m.br, (int)m.returned);
+		m.returned = 0;
+		m.rearms += m.nrearm;
+		while (m.nrearm)
+			mshot_arm(&m, m.rearm[--m.nrearm]);
+	}
+	pt_finish(pt);
+	if (pt->verbose)
+		fprintf(stderr, "pipetest: io_uring-mshot: %llu re-arms (%llu out of buffers), %llu token pieces\n",
+			m.rearms, m.nobufs, m.pieces);
+	io_uring_queue_exit(&m.ring);
+	for (i = 0; i < pt->pipes; i++)
+		free(m.part[i]);
+	free(m.part);
+	free(m.have);
+	free(m.rearm);
+	free(m.bufs);
+	free(m.br);
 }
 
 /* ---- threads: one blocking reader per pipe --------------------------------------- */

@@ -33,6 +33,8 @@ const char *const pt_model_names[PT_NR_MODELS] = {
 	[PT_URING_POLL] = "io_uring-poll",
 	[PT_THREADS] = "threads",
 	[PT_AIO_RW] = "aio-rw",
+	[PT_EPOLL_ET] = "epoll-et",
+	[PT_URING_MSHOT] = "io_uring-mshot",
 };
 
 static const char *const backend_names[PT_NR_BACKENDS] = {
@@ -188,11 +190,16 @@ static void pt_write_token(struct pt *pt, unsigned int to, const char *buf)
 }
 
 /*
- * A read returned part of a token: the rest is already in the pipe (every
- * write is whole before the next pass, and capacity >= tokens * size), so a
- * read cannot block for long.  On an O_NONBLOCK end, wait with poll().
+ * Read pipe @i into @buf until it holds a whole token, @have bytes of it
+ * already there.  Once a token has begun, its rest is already in the pipe
+ * (every write is whole before the next pass, and capacity >= tokens *
+ * size), so a read cannot block for long; on an O_NONBLOCK end EAGAIN
+ * waits with poll().  With @drain and nothing read yet, an empty O_NONBLOCK
+ * pipe (EAGAIN) returns false instead: the edge-triggered model reads each
+ * pipe until then.
  */
-void pt_read_rest(struct pt *pt, unsigned int i, char *buf, size_t have)
+static bool pt_read_more(struct pt *pt, unsigned int i, char *buf,
+			 size_t have, bool drain)
 {
 	while (have < pt->size) {
 		ssize_t n = read(pt->rfd[i], buf + have, pt->size - have);
@@ -202,6 +209,8 @@ void pt_read_rest(struct pt *pt, unsigned int i, char *buf, size_t have)
 		if (n < 0 && errno == EAGAIN) {
 			struct pollfd p = { .fd = pt->rfd[i], .events = POLLIN };
 
+			if (drain && !have)
+				return false;
 			poll(&p, 1, 1000);
 			continue;
 		}
@@ -217,6 +226,19 @@ void pt_read_rest(struct pt *pt, unsigned int i, char *buf, size_t have)
 				      pt->passes);
 		have += (size_t)n;
 	}
+	return true;
+}
+
+/* A read returned @have bytes of a token: read the rest. */
+void pt_read_rest(struct pt *pt, unsigned int i, char *buf, size_t have)
+{
+	pt_read_more(pt, i, buf, have, false);
+}
+
+/* The next token of O_NONBLOCK pipe @i, or false if the pipe is empty. */
+bool pt_read_token(struct pt *pt, unsigned int i, char *buf)
+{
+	return pt_read_more(pt, i, buf, 0, true);
 }
 
 static void pt_mark_window(struct pt *pt, unsigned long long done)
@@ -559,16 +581,23 @@ static void usage(FILE *f)
 "  -d, --seconds D      ... or for D seconds (default 1)\n"
 "  -b, --backend B      pipe | aiopipe-retry | aiopipe-direct |\n"
 "                       aiopipe-retry-nofilter (default pipe)\n"
-"  -m, --model M        poll | select | epoll | aio-poll | aio-read |\n"
-"                       io_uring-read | io_uring-poll | threads | aio-rw\n"
-"                       (default epoll).  aio-rw: aio-read whose token write\n"
-"                       is an IOCB_CMD_PWRITE in the same io_submit as the\n"
-"                       re-arms (one system call per batch of passes)\n"
+"  -m, --model M        poll | select | epoll | epoll-et | aio-poll |\n"
+"                       aio-read | aio-rw | io_uring-read | io_uring-poll |\n"
+"                       io_uring-mshot | threads (default epoll).\n"
+"                       epoll-et: edge-triggered epoll, each ready pipe read\n"
+"                       until EAGAIN (the model makes the read ends\n"
+"                       O_NONBLOCK itself).  aio-rw: aio-read whose token\n"
+"                       write is an IOCB_CMD_PWRITE in the same io_submit as\n"
+"                       the re-arms (one system call per batch of passes).\n"
+"                       io_uring-mshot: one multishot read per pipe\n"
+"                       (IORING_OP_READ_MULTISHOT, Linux 6.7 and later; exit\n"
+"                       2 before) into a ring of provided buffers\n"
 "      --nonblock-pipes open kernel pipes' read ends O_NONBLOCK (backend\n"
 "                       label pipe-nonblock): io_uring then polls instead of\n"
 "                       parking a worker thread per read on kernels < 6.4\n"
 "      --depth R        aio-read, aio-rw: reads kept queued per pipe (default 1;\n"
-"                       the retry-storm workload uses 2)\n"
+"                       the retry-storm workload uses 2); io_uring-mshot:\n"
+"                       provided buffers per pipe (plus one per token)\n"
 "      --drain-waiter   poll every aiopipe write end once for the drain\n"
 "                       (AIOPIPE_POLL_DRAINED): from then on every read that\n"
 "                       empties a pipe wakes its queue with that writer's key,\n"
@@ -771,9 +800,12 @@ static void check_supported(struct pt *pt)
 	if (pt->model == PT_THREADS && pt->pipes > PT_THREADS_MAX)
 		pt_die(PT_EXIT_UNSUPPORTED, "model threads: --pipes %u > %u (one blocking reader thread per pipe)",
 		       pt->pipes, PT_THREADS_MAX);
-	if (pt->depth > 1 && pt->model != PT_AIO_READ && pt->model != PT_AIO_RW)
-		pt_die(PT_EXIT_UNSUPPORTED, "--depth is for model aio-read only (not %s)", m);
-	if (pt->depth > 1 && pt->size > 4096)
+	if (pt->depth > 1 && pt->model != PT_AIO_READ &&
+	    pt->model != PT_AIO_RW && pt->model != PT_URING_MSHOT)
+		pt_die(PT_EXIT_UNSUPPORTED, "--depth is for models aio-read, aio-rw and io_uring-mshot only (not %s)",
+		       m);
+	/* io_uring-mshot's depth counts buffers, which a token may span */
+	if (pt->depth > 1 && pt->size > 4096 && pt->model != PT_URING_MSHOT)
 		pt_die(PT_EXIT_UNSUPPORTED, "--depth > 1 needs --size <= PIPE_BUF (4096): a split token could land in two reads");
 	if (pt->capacity && (unsigned long long)pt->tokens * pt->size > pt->capacity)
 		pt_die(PT_EXIT_UNSUPPORTED, "tokens*size = %llu > capacity %u: a write could block the single-threaded ring",
@@ -854,6 +886,8 @@ int main(int argc, char **argv)
 	case PT_URING_POLL: pt_run_uring_poll(pt); break;
 	case PT_THREADS: pt_run_threads(pt); break;
 	case PT_AIO_RW: pt_run_aio_rw(pt); break;
+	case PT_EPOLL_ET: pt_run_epoll_et(pt); break;
+	case PT_URING_MSHOT: pt_run_uring_mshot(pt); break;
 	default: pt_die(PT_EXIT_FAIL, "no such model");
 	}
 	read_counters(pt, after);

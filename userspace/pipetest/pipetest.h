@@ -31,6 +31,8 @@ enum pt_model {
 	PT_URING_POLL,
 	PT_THREADS,
 	PT_AIO_RW,
+	PT_EPOLL_ET,
+	PT_URING_MSHOT,
 	PT_NR_MODELS
 };
 
@@ -53,7 +55,7 @@ struct pt {
 	unsigned int pipes;
 	unsigned int tokens;
 	unsigned int size;
-	unsigned int depth;		/* aio-read: reads queued per pipe */
+	unsigned int depth;		/* reads queued (aio), buffers (mshot) per pipe */
 	unsigned int capacity;		/* 0: chosen from tokens * size */
 	unsigned long long passes_max;	/* 0: run for seconds */
 	unsigned long long warmup;	/* passes not timed */
@@ -95,6 +97,7 @@ __attribute__((noreturn, format(printf, 1, 2)))
 void pt_fail_errno(const char *fmt, ...);
 unsigned long long pt_now_ns(void);
 void pt_read_rest(struct pt *pt, unsigned int i, char *buf, size_t have);
+bool pt_read_token(struct pt *pt, unsigned int i, char *buf);
 void pt_pass(struct pt *pt, unsigned int i, char *buf);
 void pt_pass_nowrite(struct pt *pt, unsigned int i, char *buf);
 void pt_forward(struct pt *pt, unsigned int i, const char *buf);
@@ -124,6 +127,8 @@ void pt_run_uring_read(struct pt *pt);
 void pt_run_uring_poll(struct pt *pt);
 void pt_run_threads(struct pt *pt);
 void pt_run_aio_rw(struct pt *pt);
+void pt_run_epoll_et(struct pt *pt);
+void pt_run_uring_mshot(struct pt *pt);
 
 /*
  * Called by every model once all its reads or polls are armed: seeds the
