@@ -26,10 +26,11 @@ if (logx) { set logscale x 2 } else { unset logscale x }
 if (logy) { set logscale y 10 } else { unset logscale y; set yrange [0:*] }
 set format y yfmt
 # A ratio plot: the line y = 1, a range fitted to the data but never
-# without 1, and more tics than a decade's.
+# without 1, and tics that a narrow range still shows.
 if (ref1) {
 	set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead lw 1.5 lc rgb "#444444" dt 2 front
-	if (logy) { set logscale y 2; set mytics 4 }
+	if (logy) { set logscale y 2 }
+	set ytics (0.03125, 0.0625, 0.125, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 4, 8)
 	set autoscale yfix
 	set yrange [*<0.8:1.25<*]
 }
