@@ -33,8 +33,19 @@ run_one() {
 	echo "aiopipe-selftest: $name" >/dev/kmsg 2>/dev/null
 	timeout "$per_test_timeout" "$@" >"$out/$name.tap" 2>&1
 	rc=$?
+	disarm_faults
 	cat "$out/$name.tap"
 	echo "$name $rc" >>"$out/status"
+}
+
+# A test killed by its timeout (faultinject.sh) cannot turn its injected
+# faults off: no later test may run under them.
+disarm_faults() {
+	for a in /sys/kernel/debug/aiopipe/fail_* /sys/kernel/debug/failslab \
+		/sys/kernel/debug/fail_page_alloc; do
+		[ -w "$a/probability" ] && echo 0 >"$a/probability"
+	done
+	return 0
 }
 
 # A TAP file of our own for the leak and unload checks.
