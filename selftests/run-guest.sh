@@ -31,7 +31,11 @@ run_one() {
 	excluded "$name" && return 0
 	echo "# ---- $name"
 	echo "aiopipe-selftest: $name" >/dev/kmsg 2>/dev/null
-	timeout "$per_test_timeout" "$@" >"$out/$name.tap" 2>&1
+	t=$per_test_timeout
+	# a suite of suites: every async_* and pipe_* binary under injected
+	# faults (each bounded on its own), then two soaks
+	[ "$name" != faultinject ] || t=$((per_test_timeout * 2))
+	timeout "$t" "$@" >"$out/$name.tap" 2>&1
 	rc=$?
 	disarm_faults
 	cat "$out/$name.tap"
