@@ -155,6 +155,8 @@ struct aiopipe_req;
  * @name: for fdinfo
  * @peer_claimable: a queued request may be served by the other side's
  *	syscall (peer_in/peer_out), so sleepers there may count on it
+ * @peer_same_mm: only by a peer running in the submitter's address space
+ *	(req->mm): it copies to the submitter's user addresses
  * @park_armed: a request parked first in line waits on the channel's
  *	queue for a wakeup that kicks its retry
  * @prepare: at submission, process context, mutex held: take what later
@@ -178,6 +180,7 @@ struct aiopipe_engine_ops {
 	u32 engine;
 	const char *name;
 	bool peer_claimable;
+	bool peer_same_mm;
 	bool park_armed;
 	int (*prepare)(struct aiopipe_req *req, struct iov_iter *iter);
 	void (*finish)(struct aiopipe_req *req);
@@ -194,6 +197,13 @@ struct aiopipe_engine_ops {
 
 /* Small requests keep their page vector inline: no allocation to pin. */
 #define AIOPIPE_INLINE_BVECS	2
+
+/*
+ * Reads up to this many bytes on the direct engine are not pinned: a
+ * writer in the submitter's address space fills them through a bounce
+ * buffer of this size on its stack (aiopipe_small_ops, retry.c).
+ */
+#define AIOPIPE_SMALL_READ_MAX	256
 
 /*
  * A queued libaio request.  Its memory is refcounted: the completion path
@@ -247,6 +257,7 @@ extern unsigned int aiopipe_max_capacity;
 extern unsigned int aiopipe_default_engine;
 extern unsigned int aiopipe_default_filter;
 extern unsigned int aiopipe_max_pin_pages_req;
+extern unsigned int aiopipe_small_read_max;
 extern unsigned int aiopipe_max_pin_pages_chan;
 extern umode_t aiopipe_fifo_mode;
 extern unsigned long aiopipe_user_pages_soft;
@@ -330,6 +341,9 @@ static inline __poll_t aiopipe_read_wakes(const struct aiopipe_chan *chan,
 /* retry.c, direct.c: the engines */
 extern const struct aiopipe_engine_ops aiopipe_retry_ops;
 extern const struct aiopipe_engine_ops aiopipe_direct_ops;
+extern const struct aiopipe_engine_ops aiopipe_small_ops;
+size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
+			  size_t max, bool *fault);
 size_t aiopipe_direct_fill(struct aiopipe_req *req, struct iov_iter *from,
 			   size_t max, bool *fault);
 size_t aiopipe_direct_drain(struct aiopipe_req *req, struct iov_iter *to,

@@ -65,6 +65,13 @@ static int aiopipe_param_set_pages(const char *val,
 	return aiopipe_param_set_range(val, kp->arg, 0, 1U << 20);
 }
 
+/* Small reads: 0 (pin every read) .. the bounce buffer's size. */
+static int aiopipe_param_set_small_read(const char *val,
+					const struct kernel_param *kp)
+{
+	return aiopipe_param_set_range(val, kp->arg, 0, AIOPIPE_SMALL_READ_MAX);
+}
+
 static const struct kernel_param_ops aiopipe_pages_ops = {
 	.set = aiopipe_param_set_pages,
 	.get = param_get_uint,
@@ -82,6 +89,11 @@ static const struct kernel_param_ops aiopipe_filter_ops = {
 
 static const struct kernel_param_ops aiopipe_capacity_ops = {
 	.set = aiopipe_param_set_capacity,
+	.get = param_get_uint,
+};
+
+static const struct kernel_param_ops aiopipe_small_read_ops = {
+	.set = aiopipe_param_set_small_read,
 	.get = param_get_uint,
 };
 
@@ -104,6 +116,10 @@ MODULE_PARM_DESC(max_pin_pages_req, "Direct engine: most pages pinned for one re
 unsigned int aiopipe_max_pin_pages_chan = 1024;
 module_param_cb(max_pin_pages_chan, &aiopipe_pages_ops, &aiopipe_max_pin_pages_chan, 0644);
 MODULE_PARM_DESC(max_pin_pages_chan, "Direct engine: most pages pinned per channel (default 1024)");
+
+unsigned int aiopipe_small_read_max = AIOPIPE_SMALL_READ_MAX;
+module_param_cb(small_read_max, &aiopipe_small_read_ops, &aiopipe_small_read_max, 0644);
+MODULE_PARM_DESC(small_read_max, "Direct engine: reads of at most this many bytes are filled without pinning by writers in the reader's address space (0..256, default 256; 0 = pin every read)");
 
 static unsigned int aiopipe_nr_fifo_nodes = 4;
 module_param_named(fifos, aiopipe_nr_fifo_nodes, uint, 0444);

@@ -43,18 +43,33 @@ static inline struct list_head *aiopipe_pending(struct aiopipe_chan *chan,
 	return write ? &chan->wr_pending : &chan->rd_pending;
 }
 
-/* The engine a request queued now uses: the channel's, read once. */
+/*
+ * The engine a request queued now uses: the channel's, read once.  On the
+ * direct engine a small read from a user buffer is not pinned: a writer in
+ * the submitter's address space fills it in place (aiopipe_small_ops).
+ */
 static inline const struct aiopipe_engine_ops *
-aiopipe_chan_engine_ops(const struct aiopipe_chan *chan)
+aiopipe_req_engine_ops(const struct aiopipe_chan *chan,
+		       const struct iov_iter *iter, bool write)
 {
-	if (READ_ONCE(chan->engine) == AIOPIPE_ENGINE_DIRECT)
-		return &aiopipe_direct_ops;
-	return &aiopipe_retry_ops;
+	if (READ_ONCE(chan->engine) != AIOPIPE_ENGINE_DIRECT)
+		return &aiopipe_retry_ops;
+	if (!write && current->mm && user_backed_iter(iter) &&
+	    iov_iter_count(iter) <= READ_ONCE(aiopipe_small_read_max))
+		return &aiopipe_small_ops;
+	return &aiopipe_direct_ops;
 }
 
+/* Some peer may serve @req now (a lockless hint's answer). */
 static inline bool aiopipe_peer_can_claim(const struct aiopipe_req *req)
 {
 	return req && req->ops->peer_claimable && req->state == RQ_QUEUED;
+}
+
+/* This context, as a peer, can reach @req's memory. */
+static inline bool aiopipe_peer_reaches(const struct aiopipe_req *req)
+{
+	return !req->ops->peer_same_mm || req->mm == current->mm;
 }
 
 /*
@@ -167,7 +182,7 @@ struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 
 	spin_lock_irq(&chan->wq.lock);
 	req = aiopipe_head(list);
-	if (aiopipe_peer_can_claim(req))
+	if (aiopipe_peer_can_claim(req) && aiopipe_peer_reaches(req))
 		req->state = RQ_BUSY;
 	else
 		req = NULL;
@@ -256,7 +271,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 	req->done = done_already;
 	INIT_LIST_HEAD(&req->node);
 	aiopipe_req_init(req);
-	req->ops = aiopipe_chan_engine_ops(chan);
+	req->ops = aiopipe_req_engine_ops(chan, iter, write);
 	ret = req->ops->prepare(req, iter);
 	if (ret && req->ops != &aiopipe_retry_ops) {
 		req->ops = &aiopipe_retry_ops;

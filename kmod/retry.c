@@ -15,6 +15,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched/mm.h>
 #include <linux/slab.h>
+#include <linux/uaccess.h>
 
 /*
  * Remember the user buffer, the address space and the credentials to copy
@@ -116,4 +117,58 @@ const struct aiopipe_engine_ops aiopipe_retry_ops = {
 	.enter		= aiopipe_retry_enter,
 	.leave		= aiopipe_retry_leave,
 	.fault_in	= aiopipe_retry_fault_in,
+};
+
+/*
+ * The direct engine's small reads (at most small_read_max bytes, from a
+ * user buffer) are not pinned: pinning and unpinning a page costs more
+ * than copying a few hundred bytes twice.  Such a read is a retry request
+ * that a writer running in the submitter's address space (the submitter,
+ * or another thread of it: peer_same_mm) fills in place, through a bounce
+ * buffer on the writer's stack.  A writer in another address space cannot
+ * reach the buffer: it writes the ring, and the wakeup kicks the request's
+ * worker, as for any retry request.
+ *
+ * Writer's syscall, mutex held, request claimed (BUSY).  The copy from the
+ * writer's own buffer faults like pipe_write(); the copy into the
+ * submitter's buffer does not fault (pagefault_disable()): that page is
+ * the request's, and a userfaultfd or a FUSE mapping there must not hold
+ * the writer, and through it the channel's mutex.  Where that copy stops
+ * short, the bytes not delivered go back to the writer's iterator
+ * (iov_iter_revert()) and on into the ring, in the same mutex section, so
+ * a write of at most PIPE_BUF bytes is still never interleaved with
+ * another; the read then moves what it got (0 stops the writer's filling:
+ * the request stays first in line, and its worker faults the page in).
+ */
+size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
+			  size_t max, bool *fault)
+{
+	char bounce[AIOPIPE_SMALL_READ_MAX];
+	size_t n = min3(max, iov_iter_count(&req->iter), sizeof(bounce));
+	size_t got, put;
+
+	got = copy_from_iter(bounce, n, from);
+	if (got < n)
+		*fault = true;
+	pagefault_disable();
+	put = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
+	      copy_to_iter(bounce, got, &req->iter);
+	pagefault_enable();
+	if (put < got)
+		iov_iter_revert(from, got - put);
+	return put;
+}
+
+const struct aiopipe_engine_ops aiopipe_small_ops = {
+	.engine		= AIOPIPE_ENGINE_DIRECT,
+	.name		= "small",
+	.peer_claimable	= true,
+	.peer_same_mm	= true,
+	.park_armed	= true,
+	.prepare	= aiopipe_retry_prepare,
+	.release	= aiopipe_retry_release,
+	.enter		= aiopipe_retry_enter,
+	.leave		= aiopipe_retry_leave,
+	.fault_in	= aiopipe_retry_fault_in,
+	.peer_in	= aiopipe_small_fill,
 };

@@ -46,12 +46,16 @@ static size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
 		size_t n;
 
 		WARN_ON_ONCE(chan->len);
-		n = INDIRECT_CALL_1(req->ops->peer_in, aiopipe_direct_fill,
-				    req, from, max - total, fault);
+		n = INDIRECT_CALL_2(req->ops->peer_in, aiopipe_direct_fill,
+				    aiopipe_small_fill, req, from, max - total,
+				    fault);
 		req->done += n;
 		total += n;
 		aiopipe_count_single(chan, n);
 		aiopipe_unclaim(req, n != 0, n, done);
+		/* nothing moved: the request's worker has to fault it in */
+		if (!n)
+			break;
 	}
 	return total;
 }

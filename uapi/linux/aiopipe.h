@@ -76,7 +76,7 @@ struct aiopipe_stats {
 	__u64 cancels;			/* cancel callbacks that took effect */
 	__u64 eof_completions;		/* reads completed with 0 at EOF */
 	__u64 epipe_completions;	/* writes completed with -EPIPE */
-	__u64 bytes_single_copy;	/* moved user<->pinned pages directly */
+	__u64 bytes_single_copy;	/* moved by a peer, not via the ring */
 	__u64 bytes_ring;		/* moved through the ring buffer */
 	__u64 pending_reads;		/* level */
 	__u64 pending_writes;		/* level */
