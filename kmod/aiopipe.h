@@ -114,6 +114,8 @@ struct aiopipe_chan {
 	u32 filter;
 
 	atomic_t pinned_pages;	/* the direct engine's pin budget in use */
+	/* the memory of a freed request, for the next one (request.c) */
+	struct aiopipe_req *spare_req;
 
 	/* set once, locklessly: somebody polls for a drain (aiopipe_wake()) */
 	bool drain_wanted;

@@ -38,7 +38,9 @@
  *	chan->drain_wanted is set once, ordered by the barriers described at
  *	aiopipe_wake(); rd_head_direct/wr_head_direct are written under
  *	wq.lock and read by sleepers as hints only; chan->engine and
- *	chan->filter are set by ioctl and read once by each user.
+ *	chan->filter are set by ioctl and read once by each user;
+ *	chan->spare_req is only exchanged (xchg/cmpxchg, request.c), and
+ *	freed here with the channel.
  *
  *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
  *		 chan->mutex -> chan->wq.lock
@@ -58,7 +60,8 @@
  *   A request is completed by whoever moves it to RQ_DONE; its memory is
  *   refcounted (fault_work holds a reference while it faults pages in, so
  *   a cancel can complete the request meanwhile) and freed by the last put,
- *   which also drops the request's channel reference.
+ *   which also drops the request's channel reference, after handing the
+ *   memory to the channel as its spare (or freeing it).
  *   A pending libaio request holds a reference on its file (fs/aio.c), so an
  *   end's ->release never runs while one of its own requests is pending.
  */
@@ -177,6 +180,7 @@ static void aiopipe_chan_free(struct kref *ref)
 	aiopipe_ring_free(chan->ring, chan->cap);
 	aiopipe_uncharge_ring(chan->user, chan->cap);
 	free_uid(chan->user);
+	kfree(chan->spare_req);
 	kfree(chan);
 }
 

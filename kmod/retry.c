@@ -8,6 +8,7 @@
  * here, as the submitter, with no lock held.
  */
 #include "aiopipe.h"
+#include "compat.h"
 #include "fault.h"
 
 #include <linux/cred.h>
@@ -18,20 +19,37 @@
 #include <linux/uaccess.h>
 
 /*
+ * Keep the user buffer in req->iter: one range as ITER_UBUF, with no copy
+ * of an iovec (6.1's aio and read(2) paths hand a single range in as a
+ * one-segment ITER_IOVEC whose iovec lives on the caller's stack), more
+ * segments in our copy of the array.
+ */
+static int aiopipe_retry_keep_iter(struct aiopipe_req *req,
+				   struct iov_iter *iter)
+{
+	if (iter_is_iovec(iter) && iter->nr_segs == 1) {
+		struct iovec seg = aiopipe_iter_seg(iter);
+
+		iov_iter_ubuf(&req->iter, iov_iter_rw(iter), seg.iov_base,
+			      seg.iov_len);
+		return 0;
+	}
+	req->dup = dup_iter(&req->iter, iter, GFP_KERNEL_ACCOUNT);
+	if (!req->dup && !iter_is_ubuf(iter))
+		return -ENOMEM;
+	return 0;
+}
+
+/*
  * Remember the user buffer, the address space and the credentials to copy
  * it with later.
  */
 static int aiopipe_retry_prepare(struct aiopipe_req *req,
 				 struct iov_iter *iter)
 {
-	const void *dup;
-
-	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC))
+	if (aiopipe_should_fail(AIOPIPE_FAIL_ALLOC) ||
+	    aiopipe_retry_keep_iter(req, iter))
 		return -ENOMEM;
-	dup = dup_iter(&req->iter, iter, GFP_KERNEL_ACCOUNT);
-	if (!dup && !iter_is_ubuf(iter))
-		return -ENOMEM;
-	req->dup = dup;
 	req->mm = current->mm;
 	mmgrab(req->mm);
 	req->cred = get_current_cred();
