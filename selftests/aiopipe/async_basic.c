@@ -77,7 +77,7 @@ FIXTURE_TEARDOWN(async_basic)
 
 /*
  *   test                          aiopipe
- *   io_submit(PREAD 100) ------>  empty: queued, io_submit returns 1
+ *   io_submit(PREAD 512) ------>  empty: queued, io_submit returns 1
  *   (no event for 100 ms)
  *   write(40) ----------------->  direct: copied into the pinned page
  *                                 retry: ring, wake, worker copies
@@ -91,7 +91,7 @@ TEST_F(async_basic, read_queued_completes_on_write)
 	int64_t t0;
 
 	ASSERT_NE(NULL, buf);
-	io_prep_pread(&cb, self->fds[0], buf, 100, 0);
+	io_prep_pread(&cb, self->fds[0], buf, AP_PINNED_READ, 0);
 	t0 = ap_now_ns();
 	ASSERT_EQ(1, ap_submit1(self->ctx, &cb));
 	EXPECT_GT(1000, ap_ms_since(t0));

@@ -459,7 +459,8 @@ TEST_F(cancel, io_destroy_with_pending_requests_returns_promptly)
 	ap_fill(wbuf, PAGE, 0);
 	ASSERT_EQ(PAGE, write(b[1], wbuf, PAGE));
 	for (int i = 0; i < 64; i++) {
-		io_prep_pread(&cbs[i], self->fds[0], rbuf + i * PAGE, 100, 0);
+		io_prep_pread(&cbs[i], self->fds[0], rbuf + i * PAGE,
+			      AP_PINNED_READ, 0);
 		io_prep_pwrite(&cbs[64 + i], b[1], wbuf, 100, 0);
 	}
 	for (int i = 0; i < 128; i++)

@@ -82,7 +82,7 @@ static void child_queue(int fd, bool write, int n, int note_fd,
 				       PAGE, 0);
 		else
 			io_prep_pread(&cbs[i], fd, bufs + (size_t)i * PAGE,
-				      64, 0);
+				      AP_PINNED_READ, 0);
 		cbp[i] = &cbs[i];
 	}
 	for (int done = 0; done < n;) {

@@ -168,7 +168,7 @@ TEST_F(filter, no_drained_wakeups_without_a_drain_waiter)
  */
 TEST_F(filter, other_direction_wakeups_kick_only_unfiltered_retries)
 {
-	char buf[16];
+	char buf[AP_PINNED_READ];
 	struct io_event ev;
 	struct iocb cb;
 

@@ -583,7 +583,7 @@ TEST_F(retry_chan, fdinfo_is_bounded)
 #define PARAM_DIR	"/sys/module/aiopipe/parameters/"
 
 FIXTURE(params) {
-	char engine[32], filter[32], max_capacity[32];
+	char engine[32], filter[32], max_capacity[32], small_read_max[32];
 	bool saved;
 };
 
@@ -630,7 +630,9 @@ FIXTURE_SETUP(params)
 		!param_read("engine", self->engine, sizeof(self->engine)) &&
 		!param_read("filter", self->filter, sizeof(self->filter)) &&
 		!param_read("max_capacity", self->max_capacity,
-			    sizeof(self->max_capacity));
+			    sizeof(self->max_capacity)) &&
+		!param_read("small_read_max", self->small_read_max,
+			    sizeof(self->small_read_max));
 }
 
 FIXTURE_TEARDOWN(params)
@@ -640,6 +642,7 @@ FIXTURE_TEARDOWN(params)
 	param_write("engine", self->engine);
 	param_write("filter", self->filter);
 	param_write("max_capacity", self->max_capacity);
+	param_write("small_read_max", self->small_read_max);
 }
 
 TEST_F(params, module_params_are_validated)
@@ -651,6 +654,7 @@ TEST_F(params, module_params_are_validated)
 		{ "engine", "7", self->engine },
 		{ "filter", "2", self->filter },
 		{ "max_capacity", "100", self->max_capacity },
+		{ "small_read_max", "257", self->small_read_max },
 	};
 	char now[32];
 	int fds[2];

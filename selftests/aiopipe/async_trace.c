@@ -287,7 +287,7 @@ TEST_F(trace, cancelled_read_is_traced_as_cancel_then_ecanceled)
  */
 TEST_F(trace, other_direction_wakeup_is_traced_as_filtered_or_futile)
 {
-	char buf[16], req[64];
+	char buf[AP_PINNED_READ], req[64];
 	struct io_event ev;
 	struct iocb cb;
 	int w;

@@ -41,6 +41,14 @@
 #define RWF_NOWAIT 0x00000008
 #endif
 
+/*
+ * A read the direct engine pins: more than small_read_max can be (256).
+ * A smaller direct read is not pinned but filled in place by writers in
+ * the reader's address space (async_small.c); tests of pinned requests
+ * read at least this much.
+ */
+#define AP_PINNED_READ	512
+
 /* How long "nothing happens" is watched, and how long anything may take. */
 #define AP_QUIET_MS	100
 #define AP_LONG_MS	10000

@@ -188,7 +188,7 @@ TEST_F(vector, queued_preadv_leading_empty_segments)
 		iov[i].iov_len = 0;
 	}
 	iov[10].iov_base = self->area + PAGE;
-	iov[10].iov_len = 7;
+	iov[10].iov_len = AP_PINNED_READ;
 	iov[11].iov_base = self->area + 3 * PAGE;
 	iov[11].iov_len = 0;
 	io_prep_preadv(&cb, self->fds[0], iov, 12, 0);

@@ -393,8 +393,8 @@ TEST_F(direct, destroy_does_not_kick_direct_reads)
 	RACE_BEGIN(r);
 	ASSERT_NE(NULL, b1);
 	ASSERT_NE(NULL, b2);
-	io_prep_pread(&cb1, r->fds[0], b1, 100, 0);
-	io_prep_pread(&cb2, r->fds[0], b2, 100, 0);
+	io_prep_pread(&cb1, r->fds[0], b1, AP_PINNED_READ, 0);
+	io_prep_pread(&cb2, r->fds[0], b2, AP_PINNED_READ, 0);
 	ASSERT_EQ(1, ap_submit1(r->ctx, &cb1));
 	ASSERT_EQ(1, ap_submit1(r->ctx, &cb2));
 	ASSERT_EQ(2, ap_fdinfo_reqs(r->fds[0], "read", " queued direct",
