@@ -426,6 +426,13 @@ void pt_run_aio_poll(struct pt *pt)
  * that io_submit after the re-arms, so a batch of passes costs one system
  * call.  A write never waits (the capacity holds every token), so it has
  * completed, and its buffer is free, when io_submit returns.
+ *
+ * --rearm-batch B (aio-read, --depth 2 or more): lazy re-arms.  A pipe
+ * whose read completed still has another queued, so its re-arm can wait:
+ * re-arms are held back and sent in one io_submit once B are waiting, or
+ * before the loop blocks in io_getevents (nothing left in the mapped ring),
+ * so no token ever waits for a read that is only held back.  At T=1 a pass
+ * then costs one write() and 1/B of an io_submit.
  */
 #define WRITE_TAG	(1ul << 62)
 
@@ -437,6 +444,8 @@ static void pt_run_aio(struct pt *pt, bool aio_write)
 	struct iocb *wcb = aio_write ? xcalloc(BATCH, sizeof(*wcb)) : NULL;
 	struct iocb **list = xcalloc(slots > 2 * BATCH ? slots : 2 * BATCH,
 				     sizeof(*list));
+	struct iocb **held = xcalloc(slots, sizeof(*held));
+	unsigned long nheld = 0;
 	struct { unsigned int pipe; char *buf; } out[BATCH];
 	unsigned char *flip = xcalloc(slots, 1);
 	struct io_event ev[BATCH];
@@ -454,8 +463,17 @@ static void pt_run_aio(struct pt *pt, bool aio_write)
 	aio_submit_all(ctx, list, (long)slots, "reads");
 	pt_start(pt);
 	while (pt_running(pt)) {
-		int n = aio_reap(ctx, user, ev), k, nout = 0;
+		int n = user ? aio_user_reap(ctx, ev, BATCH) : 0, k, nout = 0;
 		long nl = 0;
+
+		if (!n) {
+			/* about to block: no read may stay held back */
+			if (nheld)
+				aio_submit_all(ctx, held, (long)nheld,
+					       "held-back read re-arms");
+			nheld = 0;
+			n = aio_reap(ctx, user, ev);
+		}
 
 		for (k = 0; k < n; k++) {
 			unsigned long tag = (unsigned long)(uintptr_t)ev[k].data;
@@ -494,7 +512,15 @@ static void pt_run_aio(struct pt *pt, bool aio_write)
 				      bufs + (s + (flip[s] ? slots : 0)) * stride,
 				      pt->size, 0);
 			cb[s].data = (void *)(uintptr_t)s;
-			list[nl++] = &cb[s];
+			if (pt->rearm_batch > 1)
+				held[nheld++] = &cb[s];
+			else
+				list[nl++] = &cb[s];
+		}
+		if (nheld >= pt->rearm_batch) {
+			aio_submit_all(ctx, held, (long)nheld,
+				       "held-back read re-arms");
+			nheld = 0;
 		}
 		if (aio_write) {
 			for (k = 0; k < nout; k++) {
@@ -518,6 +544,7 @@ static void pt_run_aio(struct pt *pt, bool aio_write)
 	io_destroy(ctx);
 	free(bufs);
 	free(flip);
+	free(held);
 	free(list);
 	free(wcb);
 	free(cb);

@@ -598,6 +598,9 @@ static void usage(FILE *f)
 "      --depth R        aio-read, aio-rw: reads kept queued per pipe (default 1;\n"
 "                       the retry-storm workload uses 2); io_uring-mshot:\n"
 "                       provided buffers per pipe (plus one per token)\n"
+"      --rearm-batch B  aio-read with --depth 2 or more: lazy re-arms, held\n"
+"                       back and sent in one io_submit once B are waiting or\n"
+"                       before the loop would block (default 1: at once)\n"
 "      --drain-waiter   poll every aiopipe write end once for the drain\n"
 "                       (AIOPIPE_POLL_DRAINED): from then on every read that\n"
 "                       empties a pipe wakes its queue with that writer's key,\n"
@@ -654,11 +657,11 @@ static void print_header(void)
 	printf("kernel,model,backend,pipes,tokens,size,passes,seconds,passes_per_sec");
 	for (c = 0; c < NR_CSV_COUNTERS; c++)
 		printf(",%s", csv_counters[c]);
-	printf(",depth,verify,steady_passes_per_sec,p90_passes_per_sec\n");
+	printf(",depth,verify,steady_passes_per_sec,p90_passes_per_sec,rearm_batch\n");
 }
 
 enum {
-	OPT_NONBLOCK = 256, OPT_DEPTH, OPT_DRAIN_WAITER, OPT_CAPACITY, OPT_WARMUP, OPT_VERIFY,
+	OPT_NONBLOCK = 256, OPT_DEPTH, OPT_REARM_BATCH, OPT_DRAIN_WAITER, OPT_CAPACITY, OPT_WARMUP, OPT_VERIFY,
 	OPT_STALL, OPT_NO_HEADER, OPT_PRINT_HEADER, OPT_INJECT, OPT_VERSION,
 };
 
@@ -674,6 +677,7 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' },
 		{ "nonblock-pipes", no_argument, NULL, OPT_NONBLOCK },
 		{ "depth", required_argument, NULL, OPT_DEPTH },
+		{ "rearm-batch", required_argument, NULL, OPT_REARM_BATCH },
 		{ "drain-waiter", no_argument, NULL, OPT_DRAIN_WAITER },
 		{ "capacity", required_argument, NULL, OPT_CAPACITY },
 		{ "warmup", required_argument, NULL, OPT_WARMUP },
@@ -737,6 +741,9 @@ static void parse_args(struct pt *pt, int argc, char **argv)
 			break;
 		case OPT_DEPTH:
 			pt->depth = (unsigned int)parse_num("--depth", optarg, 1, 64);
+			break;
+		case OPT_REARM_BATCH:
+			pt->rearm_batch = (unsigned int)parse_num("--rearm-batch", optarg, 1, 64);
 			break;
 		case OPT_CAPACITY:
 			pt->capacity = (unsigned int)parse_num("--capacity", optarg, 4096, AIOPIPE_CAPACITY_MAX);
@@ -804,6 +811,11 @@ static void check_supported(struct pt *pt)
 	    pt->model != PT_AIO_RW && pt->model != PT_URING_MSHOT)
 		pt_die(PT_EXIT_UNSUPPORTED, "--depth is for models aio-read, aio-rw and io_uring-mshot only (not %s)",
 		       m);
+	if (pt->rearm_batch > 1 && pt->model != PT_AIO_READ)
+		pt_die(PT_EXIT_UNSUPPORTED, "--rearm-batch is for model aio-read only (not %s)", m);
+	if (pt->rearm_batch > 1 && pt->depth < 2)
+		pt_die(PT_EXIT_UNSUPPORTED, "--rearm-batch %u needs --depth 2 or more: a pipe whose re-arm is held back must still have a read queued",
+		       pt->rearm_batch);
 	/* io_uring-mshot's depth counts buffers, which a token may span */
 	if (pt->depth > 1 && pt->size > 4096 && pt->model != PT_URING_MSHOT)
 		pt_die(PT_EXIT_UNSUPPORTED, "--depth > 1 needs --size <= PIPE_BUF (4096): a split token could land in two reads");
@@ -847,6 +859,7 @@ int main(int argc, char **argv)
 	pt->tokens = 1;
 	pt->size = PT_HDR;
 	pt->depth = 1;
+	pt->rearm_batch = 1;
 	pt->seconds = 1.0;
 	pt->stall = 20;
 	pt->backend = PT_PIPE;
@@ -906,8 +919,8 @@ int main(int argc, char **argv)
 	for (c = 0; c < NR_CSV_COUNTERS; c++)
 		printf(",%llu", after[c] - before[c]);
 	pt_window_rates(pt, &wmed, &wp90);
-	printf(",%u,%s,%.1f,%.1f\n", pt->depth, pt->full_verify ? "full" : "header",
-	       wmed, wp90);
+	printf(",%u,%s,%.1f,%.1f,%u\n", pt->depth,
+	       pt->full_verify ? "full" : "header", wmed, wp90, pt->rearm_batch);
 	fflush(stdout);
 	fprintf(stderr, "pipetest: %s/%s%s N=%u T=%u S=%u: %llu passes in %.3f s = %.0f/s (setup %.2f s)\n",
 		pt_model_names[pt->model], backend_names[pt->backend],

@@ -56,6 +56,7 @@ struct pt {
 	unsigned int tokens;
 	unsigned int size;
 	unsigned int depth;		/* reads queued (aio), buffers (mshot) per pipe */
+	unsigned int rearm_batch;	/* aio-read: re-arms held back, sent together */
 	unsigned int capacity;		/* 0: chosen from tokens * size */
 	unsigned long long passes_max;	/* 0: run for seconds */
 	unsigned long long warmup;	/* passes not timed */
