@@ -106,8 +106,9 @@ struct aiopipe_chan {
 	/* under wq.lock */
 	struct list_head rd_pending;
 	struct list_head wr_pending;
-	bool rd_head_direct;	/* first pending read is direct; lockless hint */
-	bool wr_head_direct;	/* first pending write is direct; lockless hint */
+	/* lockless hints: a peer may claim the first pending read / write */
+	bool rd_head_direct;	/* (for a small read: a peer in its mm) */
+	bool wr_head_direct;
 
 	/* no lock: set by ioctl, read once by each user (WRITE_ONCE/READ_ONCE) */
 	u32 engine;
@@ -129,7 +130,7 @@ struct aiopipe_chan {
 
 enum aiopipe_req_state {
 	RQ_NEW,		/* allocated, not yet on a pending list */
-	RQ_QUEUED,	/* on a pending list, idle (armed if retry and head) */
+	RQ_QUEUED,	/* on a pending list, idle (armed if park_armed, head) */
 	RQ_KICKED,	/* on a pending list, its work item is queued */
 	RQ_BUSY,	/* on a pending list, an owner is moving its bytes */
 	RQ_FAULTING,	/* on a pending list, fault_work faults its pages in */

@@ -5,7 +5,9 @@
  * us); the opposite side, in its own context, copies straight between its
  * own buffer and those pages (peer_in/peer_out below, called by the
  * request core's transfer, transfer.c) and completes the request inline:
- * one copy, no context switch, no workqueue.
+ * one copy, no context switch, no workqueue.  A read of at most
+ * small_read_max bytes is not pinned: writers in its address space fill it
+ * in place (aiopipe_small_ops, retry.c).
  *
  * Pinned pages are bounded per request (max_pin_pages_req) and per channel
  * (max_pin_pages_chan), and charged like io_uring's registered buffers: to

@@ -45,6 +45,8 @@ enum aiopipe_pause_point {
 	AIOPIPE_PAUSE_READ_LOCKED,
 	/* SET_CAPACITY: request parsed, mutex not yet taken */
 	AIOPIPE_PAUSE_RESIZE_START,
+	/* writer: a pending read claimed (BUSY), nothing copied (mutex) */
+	AIOPIPE_PAUSE_FILL_CLAIMED,
 	AIOPIPE_NR_PAUSE
 };
 

@@ -22,7 +22,11 @@
  * owner then finishes it, moving nothing more, instead of parking it again.
  * Once a request is back in QUEUED (or handed to a list or a work item),
  * the context that put it there never touches it again: a cancel may
- * complete and free it at once.
+ * complete and free it at once.  Only a QUEUED request is armed (its wait
+ * entry on the channel's queue): whoever takes it out of QUEUED (a kick, a
+ * peer's claim) takes the entry off the queue in the same locked section,
+ * and whoever puts a head back re-arms it, so a wakeup never kicks a
+ * request that has another owner.
  *
  * Requests are served in FIFO order per direction: a new read (sync or
  * async) takes bytes only when no read is pending, and likewise for writes,
@@ -69,7 +73,8 @@ static inline bool aiopipe_peer_can_claim(const struct aiopipe_req *req)
 /* This context, as a peer, can reach @req's memory. */
 static inline bool aiopipe_peer_reaches(const struct aiopipe_req *req)
 {
-	return !req->ops->peer_same_mm || req->mm == current->mm;
+	return !req->ops->peer_same_mm ||
+	       (req->mm && req->mm == current->mm);
 }
 
 /*
@@ -182,10 +187,13 @@ struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 
 	spin_lock_irq(&chan->wq.lock);
 	req = aiopipe_head(list);
-	if (aiopipe_peer_can_claim(req) && aiopipe_peer_reaches(req))
+	if (aiopipe_peer_can_claim(req) && aiopipe_peer_reaches(req)) {
+		/* a small read is armed: no wakeup may kick it while ours */
+		list_del_init(&req->wait.entry);
 		req->state = RQ_BUSY;
-	else
+	} else {
 		req = NULL;
+	}
 	spin_unlock_irq(&chan->wq.lock);
 	return req;
 }
@@ -201,10 +209,14 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		finished = true;
 		res = aiopipe_cancel_res(req);
 	}
-	if (finished)
+	if (finished) {
 		aiopipe_req_take_locked(req, res, done);
-	else
+	} else {
 		req->state = RQ_QUEUED;
+		/* still first in line: armed again, as a worker parks it */
+		if (req->ops->park_armed)
+			aiopipe_arm_locked(req);
+	}
 	aiopipe_heads_changed_locked(chan);
 	spin_unlock_irq(&chan->wq.lock);
 	if (finished)
@@ -252,9 +264,17 @@ static int aiopipe_cancel(struct kiocb *iocb)
  * its zeroing (init_on_alloc zeroes the whole kmalloc-512 object), about
  * a sixth of a small request's instructions.  aiopipe_queue() sets every
  * field.  The spare stays charged to whoever first allocated it, one per
- * channel, and goes with the channel.  With KASAN nothing is kept: a use
- * after free must still meet freed memory.
+ * channel, and goes with the channel.  Debug kernels keep nothing: a use
+ * after free must still meet freed memory (KASAN), and an active work
+ * item or list entry in freed memory must still be reported (debugobjects).
  */
+static inline bool aiopipe_keep_spare(void)
+{
+	return !IS_ENABLED(CONFIG_KASAN) &&
+	       !IS_ENABLED(CONFIG_DEBUG_OBJECTS_FREE) &&
+	       !IS_ENABLED(CONFIG_DEBUG_OBJECTS_WORK);
+}
+
 static struct aiopipe_req *aiopipe_req_alloc(struct aiopipe_chan *chan)
 {
 	struct aiopipe_req *req = NULL;
@@ -270,7 +290,7 @@ static struct aiopipe_req *aiopipe_req_alloc(struct aiopipe_chan *chan)
 static void aiopipe_req_recycle(struct aiopipe_chan *chan,
 				struct aiopipe_req *req)
 {
-	if (IS_ENABLED(CONFIG_KASAN) || cmpxchg(&chan->spare_req, NULL, req))
+	if (!aiopipe_keep_spare() || cmpxchg(&chan->spare_req, NULL, req))
 		kfree(req);
 }
 
@@ -284,12 +304,14 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		      struct list_head *done)
 {
 	struct aiopipe_req *req;
+	bool atomic;
 	int ret;
 
 	lockdep_assert_held(&chan->mutex);
 	req = aiopipe_req_alloc(chan);
 	if (!req)
 		return done_already ?: -ENOMEM;
+	atomic = write && done_already + iov_iter_count(iter) <= PIPE_BUF;
 	/* every field: a reused request keeps nothing of its last use */
 	*req = (struct aiopipe_req) {
 		.ref = KREF_INIT(1),
@@ -297,15 +319,14 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		.chan = chan,
 		.id = ++chan->last_req,
 		.write = write,
-		.atomic = write && done_already + iov_iter_count(iter) <=
-			  PIPE_BUF,
+		.atomic = atomic,
 		.done = done_already,
 	};
 	INIT_LIST_HEAD(&req->node);
 	aiopipe_req_init(req);
 	req->ops = aiopipe_req_engine_ops(chan, iter, write);
 	ret = req->ops->prepare(req, iter);
-	if (ret && req->ops != &aiopipe_retry_ops) {
+	if (ret && req->ops->prepare != aiopipe_retry_ops.prepare) {
 		req->ops = &aiopipe_retry_ops;
 		ret = req->ops->prepare(req, iter);
 	}

@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * aiopipe retry engine: the "kiocb retry" model of Bhattacharya et al.,
- * OLS 2004.  A request keeps a copy of the submitter's iovec, its mm and
- * its credentials; the request core's worker (worker.c) runs its retries
- * in a kworker that adopts them (enter/leave below) and copies with page
- * faults disabled, and a copy that stops at a missing page is faulted in
- * here, as the submitter, with no lock held.
+ * OLS 2004.  A request keeps the submitter's buffer (its iovec), its mm
+ * and its credentials; the request core's worker (worker.c) runs its
+ * retries in a kworker that adopts them (enter/leave below) and copies
+ * with page faults disabled, and a copy that stops at a missing page is
+ * faulted in here, as the submitter, with no lock held.
+ *
+ * The direct engine's small reads (aiopipe_small_ops, at the end) are
+ * retry requests that a writer in the submitter's address space may also
+ * fill in place.
  */
 #include "aiopipe.h"
 #include "compat.h"
@@ -20,13 +24,18 @@
 
 /*
  * Keep the user buffer in req->iter: one range as ITER_UBUF, with no copy
- * of an iovec (6.1's aio and read(2) paths hand a single range in as a
- * one-segment ITER_IOVEC whose iovec lives on the caller's stack), more
- * segments in our copy of the array.
+ * of an iovec (6.1's aio PREAD, import_single_range(), and a one-segment
+ * readv hand a single range in as an ITER_IOVEC whose iovec lives on the
+ * caller's stack; 6.12's aio passes ITER_UBUF already), more segments in
+ * our copy of the array.
  */
 static int aiopipe_retry_keep_iter(struct aiopipe_req *req,
 				   struct iov_iter *iter)
 {
+	if (iter_is_ubuf(iter)) {
+		req->iter = *iter;
+		return 0;
+	}
 	if (iter_is_iovec(iter) && iter->nr_segs == 1) {
 		struct iovec seg = aiopipe_iter_seg(iter);
 
@@ -147,16 +156,20 @@ const struct aiopipe_engine_ops aiopipe_retry_ops = {
  * reach the buffer: it writes the ring, and the wakeup kicks the request's
  * worker, as for any retry request.
  *
- * Writer's syscall, mutex held, request claimed (BUSY).  The copy from the
- * writer's own buffer faults like pipe_write(); the copy into the
- * submitter's buffer does not fault (pagefault_disable()): that page is
- * the request's, and a userfaultfd or a FUSE mapping there must not hold
- * the writer, and through it the channel's mutex.  Where that copy stops
- * short, the bytes not delivered go back to the writer's iterator
- * (iov_iter_revert()) and on into the ring, in the same mutex section, so
- * a write of at most PIPE_BUF bytes is still never interleaved with
- * another; the read then moves what it got (0 stops the writer's filling:
- * the request stays first in line, and its worker faults the page in).
+ * The writer's context (its syscall, or the worker of a pending write in
+ * the same mm, with page faults already disabled), mutex held, request
+ * claimed (BUSY).  The copy from the writer's own buffer faults as the
+ * writer's copies do (like pipe_write() in a syscall); the copy into the
+ * submitter's buffer never faults (pagefault_disable()): that page is the
+ * request's, and a userfaultfd or a FUSE mapping there must not hold the
+ * writer, and through it the channel's mutex.  Where that copy stops
+ * short, the request takes nothing: both iterators are reverted, all the
+ * bytes go back to the writer and on into the ring in the same mutex
+ * section (a write of at most PIPE_BUF bytes is still never interleaved
+ * with another), and 0 stops the writer's filling.  The request stays
+ * first in line, armed, and its worker faults the page in and takes the
+ * bytes from the ring, so a read never completes short because its
+ * buffer was cold (what it finds there is rewritten with the same bytes).
  */
 size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
 			  size_t max, bool *fault)
@@ -172,8 +185,11 @@ size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
 	put = aiopipe_should_fail(AIOPIPE_FAIL_COPY) ? 0 :
 	      copy_to_iter(bounce, got, &req->iter);
 	pagefault_enable();
-	if (put < got)
-		iov_iter_revert(from, got - put);
+	if (put < got) {
+		iov_iter_revert(&req->iter, put);
+		iov_iter_revert(from, got);
+		return 0;
+	}
 	return put;
 }
 

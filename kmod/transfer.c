@@ -46,6 +46,7 @@ static size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
 		size_t n;
 
 		WARN_ON_ONCE(chan->len);
+		aiopipe_pause(AIOPIPE_PAUSE_FILL_CLAIMED, chan->id);
 		n = INDIRECT_CALL_2(req->ops->peer_in, aiopipe_direct_fill,
 				    aiopipe_small_fill, req, from, max - total,
 				    fault);

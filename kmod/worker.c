@@ -44,6 +44,9 @@ static int aiopipe_req_wake(struct wait_queue_entry *wait, unsigned int mode,
 	struct aiopipe_req *req = container_of(wait, struct aiopipe_req, wait);
 	__poll_t mask = key_to_poll(key);
 
+	/* only a QUEUED request is armed (request.c): nothing else to kick */
+	if (WARN_ON_ONCE(req->state != RQ_QUEUED))
+		return 0;
 	if (mask && READ_ONCE(req->chan->filter) &&
 	    !(mask & aiopipe_req_wants(req))) {
 		trace_aiopipe_wake(req, mask, true);

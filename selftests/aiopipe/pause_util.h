@@ -46,6 +46,7 @@ enum ap_point {
 	AP_READ_LOCKED,		/* reader holds the mutex, about to move bytes */
 	AP_RESIZE_START,	/* SET_CAPACITY: ring allocated, no mutex yet */
 	AP_DRAIN_UNCLAIMED,	/* reader drained part of a direct write, re-QUEUED it */
+	AP_FILL_CLAIMED,	/* writer claimed a pending read (BUSY), mutex held */
 	AP_NR_POINTS
 };
 
@@ -58,6 +59,7 @@ static const char *const ap_point_names[AP_NR_POINTS] = {
 	[AP_READ_LOCKED] = "read_locked",
 	[AP_RESIZE_START] = "resize_start",
 	[AP_DRAIN_UNCLAIMED] = "drain_unclaimed",
+	[AP_FILL_CLAIMED] = "fill_claimed",
 };
 
 /* The point files of one test, all armed for one channel. */

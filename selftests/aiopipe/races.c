@@ -380,6 +380,75 @@ TEST_F(direct, drained_record_is_finished_before_a_cancel)
 		EXPECT_EQ(-1, ap_check(rest, rest_n, want));
 }
 
+/*
+ * A writer claims a small read (not pinned: armed on the channel's queue
+ * like a retry read) and a wakeup arrives before it has copied.  The claim
+ * took the read off the queue, so the wakeup kicks nothing: the read has
+ * one owner, the writer, and completes once.
+ *
+ *   test                          W1                  W2
+ *                                 write(12): ring,
+ *                                 mutex dropped,
+ *                                 parks (write_unlocked)
+ *   read(12) empties the ring
+ *   io_submit(PREAD 12): queued, armed
+ *                                                     write(12): claims
+ *                                                     the read (BUSY),
+ *                                                     parks (fill_claimed)
+ *   release W1 -----------------> wakes the queue with EPOLLIN
+ *   release W2 ---------------------------------------> copies 12, completes
+ *   io_getevents: 12, once; wakeups_delivered 0, retries 0
+ *
+ * Before, the entry stayed on the queue while the read was BUSY: W1's
+ * wakeup kicked it and queued its work item, which then ran on a request
+ * the writer had completed (a use-after-free under KASAN).
+ */
+TEST_F(direct, wakeup_while_a_writer_fills_a_small_read_kicks_nothing)
+{
+	struct race *r = &self->r;
+	char buf[12], rbuf[12], w1buf[12] = "first-token", w2buf[12] = "second-tokn";
+	struct op w1o = { .fd = r->fds[1], .buf = w1buf, .len = sizeof(w1buf) };
+	struct op w2o = { .fd = r->fds[1], .buf = w2buf, .len = sizeof(w2buf) };
+	struct ap_call w1, w2;
+	struct io_event ev;
+	struct iocb cb;
+
+	RACE_BEGIN(r);
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_WRITE_UNLOCKED));
+	ASSERT_EQ(0, ap_call_start(&w1, op_write, &w1o));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_WRITE_UNLOCKED, 1, AP_LONG_MS));
+	ASSERT_EQ(12, ap_read_now(r->fds[0], rbuf, sizeof(rbuf)));
+	EXPECT_EQ(0, memcmp(w1buf, rbuf, sizeof(rbuf)));
+
+	memset(buf, 0, sizeof(buf));
+	io_prep_pread(&cb, r->fds[0], buf, sizeof(buf), 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &cb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued small", NULL,
+				    0));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_FILL_CLAIMED));
+	ASSERT_EQ(0, ap_call_start(&w2, op_write, &w2o));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_FILL_CLAIMED, 1, AP_LONG_MS));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " busy small", NULL, 0));
+
+	ASSERT_EQ(0, ap_release(&r->pt, AP_WRITE_UNLOCKED));
+	ASSERT_TRUE(ap_call_join(&w1, AP_LONG_MS));
+	EXPECT_EQ(12, w1.ret);
+	EXPECT_EQ(0, AP_STAT(r->fds[0], wakeups_delivered));
+
+	ASSERT_EQ(0, ap_release(&r->pt, AP_FILL_CLAIMED));
+	ASSERT_TRUE(ap_call_join(&w2, AP_LONG_MS));
+	EXPECT_EQ(12, w2.ret);
+	ASSERT_EQ(1, ap_getevents(r->ctx, 1, 1, &ev, GUARD_MS));
+	EXPECT_EQ(12, (long)ev.res);
+	EXPECT_EQ(0, memcmp(w2buf, buf, sizeof(buf)));
+	EXPECT_TRUE(ap_no_event(r->ctx));
+	EXPECT_EQ(0, AP_STAT(r->fds[0], wakeups_delivered));
+	EXPECT_EQ(0, AP_STAT(r->fds[0], retries));
+	EXPECT_EQ(1, AP_STAT(r->fds[0], completed_by_peer));
+	AP_EXPECT_IDLE(r->fds[0]);
+}
+
 TEST_F(direct, destroy_does_not_kick_direct_reads)
 {
 	struct race *r = &self->r;
