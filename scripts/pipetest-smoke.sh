@@ -39,13 +39,13 @@ else
 	mshot_want=2
 fi
 
-# Plan: models x backends, + 3 pipe-nonblock io_uring, + 1 depth-2 storm run,
-# + 1 io_uring-mshot short of buffers, + 2 checker self-tests, + streams,
+# Plan: models x backends, + 3 pipe-nonblock io_uring, + 1 lazy re-arm run,
+# + 1 depth-2 storm run, + 1 io_uring-mshot short of buffers, + 2 checker self-tests, + streams,
 # + 3 aiopipe-stat.
 nm=0; for m in $MODELS; do nm=$((nm + 1)); done
 nb=0; for b in $BACKENDS; do nb=$((nb + 1)); done
 ns=0; for s in $STREAMS; do ns=$((ns + 1)); done
-echo "1..$((nm * nb + 3 + 1 + 1 + 2 + ns + 3))"
+echo "1..$((nm * nb + 3 + 1 + 1 + 1 + 2 + ns + 3))"
 
 # run WANT_STATUS DESCRIPTION CMD...: one TAP line; an expected exit 2
 # whose message says "not on this kernel" is a skip
@@ -89,6 +89,9 @@ for m in io_uring-read io_uring-poll io_uring-mshot; do
 		"$PIPETEST" --model "$m" --backend pipe --nonblock-pipes --pipes 4 \
 		--tokens 2 --passes "$PASSES" --stall 20 --no-header
 done
+run 0 "pipetest aio-read aiopipe-direct depth 2, lazy re-arms (--rearm-batch 4)" \
+	"$PIPETEST" --model aio-read --backend aiopipe-direct --depth 2 \
+	--rearm-batch 4 --pipes 4 --tokens 2 --passes "$PASSES" --stall 20 --no-header
 run 0 "pipetest aio-read aiopipe-retry-nofilter depth 2 (retry-storm workload)" \
 	"$PIPETEST" --model aio-read --backend aiopipe-retry-nofilter --depth 2 \
 	--pipes 4 --tokens 2 --passes "$PASSES" --stall 20 --no-header
