@@ -177,7 +177,9 @@ struct aiopipe_req;
  * @peer_out: copy from the request into the caller's @to
  *
  * Every hook but prepare may be NULL: nothing to do.  peer_in and
- * peer_out set *@fault when a copy stops short.
+ * peer_out set *@fault when the caller's side of a copy stops short; a
+ * peer_in whose copy into the request stops short returns 0 and leaves
+ * the request as it was (a small read's page not present).
  */
 struct aiopipe_engine_ops {
 	u32 engine;
@@ -360,7 +362,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		      struct list_head *done);
 struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 					  struct list_head *list);
-void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
+bool aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		     struct list_head *done);
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,
 			     struct list_head *done);

@@ -185,6 +185,7 @@ struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 {
 	struct aiopipe_req *req;
 
+	lockdep_assert_held(&chan->mutex);
 	spin_lock_irq(&chan->wq.lock);
 	req = aiopipe_head(list);
 	if (aiopipe_peer_can_claim(req) && aiopipe_peer_reaches(req)) {
@@ -198,12 +199,17 @@ struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 	return req;
 }
 
-/* End a claim: complete the request with @res, or put it back in line. */
-void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
+/*
+ * End a claim: complete the request with @res, or put it back in line;
+ * true if it went back (then the caller must not touch it again).  Mutex
+ * held: completing promotes the next in line.
+ */
+bool aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		     struct list_head *done)
 {
 	struct aiopipe_chan *chan = req->chan;
 
+	lockdep_assert_held(&chan->mutex);
 	spin_lock_irq(&chan->wq.lock);
 	if (!finished && req->cancelled) {
 		finished = true;
@@ -213,7 +219,12 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		aiopipe_req_take_locked(req, res, done);
 	} else {
 		req->state = RQ_QUEUED;
-		/* still first in line: armed again, as a worker parks it */
+		/*
+		 * Still first in line (a claim is only of the head, and BUSY
+		 * keeps it there), and with nothing to take yet (a peer fills
+		 * it only while the ring is empty): armed again, as a worker
+		 * parks it; the peer's ring write then wakes it.
+		 */
 		if (req->ops->park_armed)
 			aiopipe_arm_locked(req);
 	}
@@ -221,6 +232,7 @@ void aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 	spin_unlock_irq(&chan->wq.lock);
 	if (finished)
 		aiopipe_stat_inc(chan, AP_COMPLETED_BY_PEER);
+	return !finished;
 }
 
 /*

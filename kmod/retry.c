@@ -166,10 +166,10 @@ const struct aiopipe_engine_ops aiopipe_retry_ops = {
  * short, the request takes nothing: both iterators are reverted, all the
  * bytes go back to the writer and on into the ring in the same mutex
  * section (a write of at most PIPE_BUF bytes is still never interleaved
- * with another), and 0 stops the writer's filling.  The request stays
- * first in line, armed, and its worker faults the page in and takes the
- * bytes from the ring, so a read never completes short because its
- * buffer was cold (what it finds there is rewritten with the same bytes).
+ * with another), and 0 stops the writer's filling.  The request goes back
+ * first in line, armed (unless it was cancelled meanwhile), and its worker
+ * faults the page in and takes the bytes from the ring, so a read never
+ * completes short because its buffer was cold.
  */
 size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
 			  size_t max, bool *fault)

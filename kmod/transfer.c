@@ -32,6 +32,10 @@ static void aiopipe_count_single(struct aiopipe_chan *chan, size_t n)
 /*
  * Writer meets pending reads a peer may claim (ring empty): fill them in
  * order, each completing with what it got, as a woken pipe reader would.
+ * A small read whose buffer was not there takes nothing and goes back in
+ * line, armed: the filling stops, the bytes go into the ring, and its
+ * worker takes them once the page is in.  If it was cancelled meanwhile it
+ * is finished instead, and the next read in line is served here.
  */
 static size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
 				      struct iov_iter *from, size_t max,
@@ -53,10 +57,8 @@ static size_t aiopipe_peer_fill_reads(struct aiopipe_chan *chan,
 		req->done += n;
 		total += n;
 		aiopipe_count_single(chan, n);
-		aiopipe_unclaim(req, n != 0, n, done);
-		/* nothing moved: the request's worker has to fault it in */
-		if (!n)
-			break;
+		if (aiopipe_unclaim(req, n != 0, n, done))
+			break;	/* back in line: its worker faults it in */
 	}
 	return total;
 }

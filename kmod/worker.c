@@ -45,8 +45,10 @@ static int aiopipe_req_wake(struct wait_queue_entry *wait, unsigned int mode,
 	__poll_t mask = key_to_poll(key);
 
 	/* only a QUEUED request is armed (request.c): nothing else to kick */
-	if (WARN_ON_ONCE(req->state != RQ_QUEUED))
+	if (WARN_ON_ONCE(req->state != RQ_QUEUED)) {
+		list_del_init(&wait->entry);
 		return 0;
+	}
 	if (mask && READ_ONCE(req->chan->filter) &&
 	    !(mask & aiopipe_req_wants(req))) {
 		trace_aiopipe_wake(req, mask, true);

@@ -449,6 +449,77 @@ TEST_F(direct, wakeup_while_a_writer_fills_a_small_read_kicks_nothing)
 	AP_EXPECT_IDLE(r->fds[0]);
 }
 
+/*
+ * A small read S is cancelled while a writer W fills it, and S's page is
+ * not there: S takes nothing and is finished (cancelled), and W goes on to
+ * the pinned read D behind it, now first in line.
+ *
+ *   test                                 W
+ *   io_submit(S: PREAD 12, cold page)
+ *   io_submit(D: PREAD 512, pinned)
+ *   arm fill_claimed
+ *                                        write(12): claims S (BUSY), parks
+ *   io_cancel(S): flagged
+ *   release -----------------------------> S's copy stops: S finished,
+ *                                        -ECANCELED; D claimed, filled
+ *   io_getevents: S -ECANCELED, D 12; nothing left in the ring
+ *
+ * Before, W stopped filling at S and put its bytes in the ring: D, a
+ * pinned read that waits for a peer rather than a wakeup, stayed pending
+ * with the bytes behind it, and nothing served it.
+ */
+TEST_F(direct, cancelled_small_read_passes_the_fill_to_the_next)
+{
+	struct race *r = &self->r;
+	char *cold = page_buf(PAGE), *dbuf = page_buf(PAGE);
+	char w[12] = "twelve-bytes";
+	struct op wo = { .fd = r->fds[1], .buf = w, .len = sizeof(w) };
+	struct iocb scb, dcb;
+	struct io_event ev[2];
+	struct ap_call wc;
+	long sres = 1, dres = 1;
+	int ret, got = 0;
+
+	RACE_BEGIN(r);
+	ASSERT_NE(NULL, cold);
+	ASSERT_NE(NULL, dbuf);
+	io_prep_pread(&scb, r->fds[0], cold, sizeof(w), 0);
+	io_prep_pread(&dcb, r->fds[0], dbuf, AP_PINNED_READ, 0);
+	ASSERT_EQ(1, ap_submit1(r->ctx, &scb));
+	ASSERT_EQ(1, ap_submit1(r->ctx, &dcb));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued small", NULL,
+				    0));
+	ASSERT_EQ(1, ap_fdinfo_reqs(r->fds[0], "read", " queued direct", NULL,
+				    0));
+
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_FILL_CLAIMED));
+	ASSERT_EQ(0, ap_call_start(&wc, op_write, &wo));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_FILL_CLAIMED, 1, AP_LONG_MS));
+	ret = io_cancel(r->ctx, &scb, &ev[0]);
+	EXPECT_TRUE(ret == -EINPROGRESS || ret == 0) TH_LOG("io_cancel: %d", ret);
+
+	ASSERT_EQ(0, ap_release(&r->pt, AP_FILL_CLAIMED));
+	ASSERT_TRUE(ap_call_join(&wc, AP_LONG_MS));
+	EXPECT_EQ(12, wc.ret);
+	while (got < 2) {
+		int n = ap_getevents(r->ctx, 1, 1, &ev[got], GUARD_MS);
+
+		if (n != 1)
+			break;
+		if (ev[got].obj == &scb)
+			sres = (long)ev[got].res;
+		else
+			dres = (long)ev[got].res;
+		got++;
+	}
+	EXPECT_EQ(2, got) TH_LOG("D is still pending: nobody served it");
+	EXPECT_EQ(-ECANCELED, sres);
+	EXPECT_EQ(12, dres);
+	EXPECT_EQ(0, memcmp(w, dbuf, sizeof(w)));
+	EXPECT_EQ(0, ap_fionread(r->fds[0]));
+	AP_EXPECT_IDLE(r->fds[0]);
+}
+
 TEST_F(direct, destroy_does_not_kick_direct_reads)
 {
 	struct race *r = &self->r;
