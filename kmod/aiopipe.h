@@ -362,6 +362,7 @@ ssize_t aiopipe_queue(struct aiopipe_chan *chan, struct kiocb *iocb,
 		      struct list_head *done);
 struct aiopipe_req *aiopipe_claim_by_peer(struct aiopipe_chan *chan,
 					  struct list_head *list);
+/* true if @req went back in line */
 bool aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		     struct list_head *done);
 void aiopipe_req_take_locked(struct aiopipe_req *req, long res,

@@ -221,9 +221,10 @@ bool aiopipe_unclaim(struct aiopipe_req *req, bool finished, long res,
 		req->state = RQ_QUEUED;
 		/*
 		 * Still first in line (a claim is only of the head, and BUSY
-		 * keeps it there), and with nothing to take yet (a peer fills
-		 * it only while the ring is empty): armed again, as a worker
-		 * parks it; the peer's ring write then wakes it.
+		 * keeps it there); a small read, the one kind armed, has
+		 * nothing to take yet (a peer fills it only while the ring is
+		 * empty): armed again, as a worker parks it, and the peer's
+		 * ring write then wakes it.
 		 */
 		if (req->ops->park_armed)
 			aiopipe_arm_locked(req);

@@ -163,13 +163,16 @@ const struct aiopipe_engine_ops aiopipe_retry_ops = {
  * submitter's buffer never faults (pagefault_disable()): that page is the
  * request's, and a userfaultfd or a FUSE mapping there must not hold the
  * writer, and through it the channel's mutex.  Where that copy stops
- * short, the request takes nothing: both iterators are reverted, all the
- * bytes go back to the writer and on into the ring in the same mutex
- * section (a write of at most PIPE_BUF bytes is still never interleaved
- * with another), and 0 stops the writer's filling.  The request goes back
- * first in line, armed (unless it was cancelled meanwhile), and its worker
- * faults the page in and takes the bytes from the ring, so a read never
- * completes short because its buffer was cold.
+ * short, the request takes nothing (0): both iterators are reverted and
+ * all the bytes stay the writer's, in the same mutex section, so a write
+ * of at most PIPE_BUF bytes is still never interleaved with another.  The
+ * request goes back first in line, armed, the writer stops filling and
+ * puts the bytes in the ring, and the request's worker faults the page in
+ * and takes them from there: a read never completes short because its
+ * buffer was cold, and what the stopped copy left in it is written again
+ * with the same bytes.  If it was cancelled meanwhile, the unclaim
+ * finishes it instead (its buffer may keep those first bytes: the writer
+ * is in its address space) and the bytes go to the next read in line.
  */
 size_t aiopipe_small_fill(struct aiopipe_req *req, struct iov_iter *from,
 			  size_t max, bool *fault)

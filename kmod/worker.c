@@ -44,7 +44,10 @@ static int aiopipe_req_wake(struct wait_queue_entry *wait, unsigned int mode,
 	struct aiopipe_req *req = container_of(wait, struct aiopipe_req, wait);
 	__poll_t mask = key_to_poll(key);
 
-	/* only a QUEUED request is armed (request.c): nothing else to kick */
+	/*
+	 * Only a QUEUED request is armed (request.c): nothing else to kick.
+	 * Unlinked, a stray entry is never visited again, even once freed.
+	 */
 	if (WARN_ON_ONCE(req->state != RQ_QUEUED)) {
 		list_del_init(&wait->entry);
 		return 0;

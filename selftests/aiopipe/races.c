@@ -472,7 +472,7 @@ TEST_F(direct, cancelled_small_read_passes_the_fill_to_the_next)
 {
 	struct race *r = &self->r;
 	char *cold = page_buf(PAGE), *dbuf = page_buf(PAGE);
-	char w[12] = "twelve-bytes";
+	char w[12] = "eleven-char";
 	struct op wo = { .fd = r->fds[1], .buf = w, .len = sizeof(w) };
 	struct iocb scb, dcb;
 	struct io_event ev[2];
