@@ -135,15 +135,19 @@ static size_t aiopipe_retry_fault_in(struct aiopipe_req *req,
 	return left;
 }
 
+/* What every retry request does: its own, and a small read's. */
+#define AIOPIPE_RETRY_HOOKS						\
+	.park_armed	= true,						\
+	.prepare	= aiopipe_retry_prepare,			\
+	.release	= aiopipe_retry_release,			\
+	.enter		= aiopipe_retry_enter,				\
+	.leave		= aiopipe_retry_leave,				\
+	.fault_in	= aiopipe_retry_fault_in
+
 const struct aiopipe_engine_ops aiopipe_retry_ops = {
 	.engine		= AIOPIPE_ENGINE_RETRY,
 	.name		= "retry",
-	.park_armed	= true,
-	.prepare	= aiopipe_retry_prepare,
-	.release	= aiopipe_retry_release,
-	.enter		= aiopipe_retry_enter,
-	.leave		= aiopipe_retry_leave,
-	.fault_in	= aiopipe_retry_fault_in,
+	AIOPIPE_RETRY_HOOKS,
 };
 
 /*
@@ -201,11 +205,6 @@ const struct aiopipe_engine_ops aiopipe_small_ops = {
 	.name		= "small",
 	.peer_claimable	= true,
 	.peer_same_mm	= true,
-	.park_armed	= true,
-	.prepare	= aiopipe_retry_prepare,
-	.release	= aiopipe_retry_release,
-	.enter		= aiopipe_retry_enter,
-	.leave		= aiopipe_retry_leave,
-	.fault_in	= aiopipe_retry_fault_in,
 	.peer_in	= aiopipe_small_fill,
+	AIOPIPE_RETRY_HOOKS,
 };

@@ -580,58 +580,19 @@ TEST_F(retry_chan, fdinfo_is_bounded)
 	free(bufs);
 }
 
-#define PARAM_DIR	"/sys/module/aiopipe/parameters/"
-
 FIXTURE(params) {
 	char engine[32], filter[32], max_capacity[32], small_read_max[32];
 	bool saved;
 };
 
-/* A module parameter's value without its newline; 0 or -errno. */
-static int param_read(const char *name, char *buf, size_t len)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = 0;
-	buf[strcspn(buf, "\n")] = 0;
-	return 0;
-}
-
-static int param_write(const char *name, const char *val)
-{
-	char path[128];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), PARAM_DIR "%s", name);
-	fd = open(path, O_WRONLY);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		n = -errno;
-	close(fd);
-	return n < 0 ? (int)n : 0;
-}
-
 FIXTURE_SETUP(params)
 {
 	self->saved =
-		!param_read("engine", self->engine, sizeof(self->engine)) &&
-		!param_read("filter", self->filter, sizeof(self->filter)) &&
-		!param_read("max_capacity", self->max_capacity,
+		!ap_param_read("engine", self->engine, sizeof(self->engine)) &&
+		!ap_param_read("filter", self->filter, sizeof(self->filter)) &&
+		!ap_param_read("max_capacity", self->max_capacity,
 			    sizeof(self->max_capacity)) &&
-		!param_read("small_read_max", self->small_read_max,
+		!ap_param_read("small_read_max", self->small_read_max,
 			    sizeof(self->small_read_max));
 }
 
@@ -639,10 +600,10 @@ FIXTURE_TEARDOWN(params)
 {
 	if (!self->saved || geteuid())
 		return;
-	param_write("engine", self->engine);
-	param_write("filter", self->filter);
-	param_write("max_capacity", self->max_capacity);
-	param_write("small_read_max", self->small_read_max);
+	ap_param_write("engine", self->engine);
+	ap_param_write("filter", self->filter);
+	ap_param_write("max_capacity", self->max_capacity);
+	ap_param_write("small_read_max", self->small_read_max);
 }
 
 TEST_F(params, module_params_are_validated)
@@ -660,15 +621,15 @@ TEST_F(params, module_params_are_validated)
 	int fds[2];
 
 	if (!self->saved)
-		SKIP(return, "no " PARAM_DIR);
+		SKIP(return, "no " AP_PARAM_DIR);
 	if (geteuid())
 		SKIP(return, "writing module parameters needs root");
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		EXPECT_EQ(-EINVAL, param_write(cases[i].name, cases[i].bad))
+		EXPECT_EQ(-EINVAL, ap_param_write(cases[i].name, cases[i].bad))
 			TH_LOG("%s=%s was accepted", cases[i].name,
 			       cases[i].bad);
-		ASSERT_EQ(0, param_read(cases[i].name, now, sizeof(now)));
+		ASSERT_EQ(0, ap_param_read(cases[i].name, now, sizeof(now)));
 		EXPECT_STREQ(cases[i].orig, now)
 			TH_LOG("%s changed", cases[i].name);
 	}
@@ -677,11 +638,11 @@ TEST_F(params, module_params_are_validated)
 	EXPECT_EQ(atoi(self->engine), aiopipe_get_engine(fds[0]));
 	backend_close(fds);
 
-	EXPECT_EQ(0, param_write("engine", "2"));
-	ASSERT_EQ(0, param_read("engine", now, sizeof(now)));
+	EXPECT_EQ(0, ap_param_write("engine", "2"));
+	ASSERT_EQ(0, ap_param_read("engine", now, sizeof(now)));
 	EXPECT_STREQ("2", now);
-	EXPECT_EQ(0, param_write("engine", self->engine));
-	ASSERT_EQ(0, param_read("engine", now, sizeof(now)));
+	EXPECT_EQ(0, ap_param_write("engine", self->engine));
+	ASSERT_EQ(0, ap_param_read("engine", now, sizeof(now)));
 	EXPECT_STREQ(self->engine, now);
 }
 

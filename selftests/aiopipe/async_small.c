@@ -23,35 +23,15 @@
 #define PAGE		4096
 #define TOKEN		"0123456789ab"
 #define TOKEN_LEN	12
-#define PARAM		"/sys/module/aiopipe/parameters/small_read_max"
 
 /* The module parameter, or -1 if it cannot be read. */
 static long small_read_max(void)
 {
-	char buf[32] = "";
-	ssize_t n;
-	int fd = open(PARAM, O_RDONLY | O_CLOEXEC);
+	char buf[32];
 
-	if (fd < 0)
+	if (ap_param_read("small_read_max", buf, sizeof(buf)))
 		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	return n > 0 ? strtol(buf, NULL, 10) : -1;
-}
-
-/* Set the module parameter; 0 or -errno. */
-static int set_small_read_max(const char *val)
-{
-	int fd = open(PARAM, O_WRONLY | O_CLOEXEC);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		n = -errno;
-	close(fd);
-	return n < 0 ? (int)n : 0;
+	return strtol(buf, NULL, 10);
 }
 
 FIXTURE(small) {
@@ -79,7 +59,7 @@ FIXTURE_TEARDOWN(small)
 
 	if (self->restore) {
 		snprintf(val, sizeof(val), "%ld", self->max);
-		set_small_read_max(val);
+		ap_param_write("small_read_max", val);
 	}
 	if (self->ctx)
 		io_destroy(self->ctx);
@@ -144,7 +124,7 @@ TEST_F(small, small_read_max_zero_pins_every_read)
 	if (geteuid())
 		SKIP(return, "writing module parameters needs root");
 	self->restore = true;
-	ASSERT_EQ(0, set_small_read_max("0"));
+	ASSERT_EQ(0, ap_param_write("small_read_max", "0"));
 	queue_read(_metadata, self, &cb, buf, TOKEN_LEN);
 	EXPECT_EQ(1, AP_STAT(self->fds[0], pinned_pages));
 	ASSERT_EQ(TOKEN_LEN, write(self->fds[1], TOKEN, TOKEN_LEN));

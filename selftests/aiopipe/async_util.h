@@ -49,6 +49,45 @@
  */
 #define AP_PINNED_READ	512
 
+#define AP_PARAM_DIR	"/sys/module/aiopipe/parameters/"
+
+/* A module parameter's value without its newline; 0 or -errno. */
+static inline int ap_param_read(const char *name, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), AP_PARAM_DIR "%s", name);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = 0;
+	buf[strcspn(buf, "\n")] = 0;
+	return 0;
+}
+
+static inline int ap_param_write(const char *name, const char *val)
+{
+	char path[128];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), AP_PARAM_DIR "%s", name);
+	fd = open(path, O_WRONLY);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n < 0 ? (int)n : 0;
+}
+
 /* How long "nothing happens" is watched, and how long anything may take. */
 #define AP_QUIET_MS	100
 #define AP_LONG_MS	10000
