@@ -423,7 +423,8 @@ TEST_F(exit, fork_after_submission_keeps_the_read_in_the_parent)
 /*
  * Many channels: the child makes 100 pairs of its own and queues 10 reads
  * on each, then exits with every fd open.  The global counters (nothing
- * else runs in the VM) go back to where they were, channels included, and
+ * else runs in the VM) go back to where they were, channels included (once
+ * the requests' work items have let go of them), and
  * the exit did no busy work: each request was cancelled once, none was
  * retried.
  */
@@ -468,8 +469,14 @@ TEST_F(exit, exit_with_requests_on_100_private_channels)
 	ASSERT_EQ(0, ap_wait_child(pid, AP_LONG_MS, &status));
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(0, WEXITSTATUS(status));
-	/* exit_aio, then exit_files and its task work, then the zombie */
-	EXPECT_EQ(base_channels, AP_STAT(-1, channels));
+	/*
+	 * exit_aio() returns once every request has called ki_complete();
+	 * each request's work item drops its channel reference just after
+	 * that, so the last channels may go a moment after the zombie is
+	 * reaped (a loaded host showed 22 of 100 still there).
+	 */
+	EXPECT_EQ(base_channels, AP_WAIT_STAT_LE(-1, channels, base_channels,
+						 AP_LONG_MS));
 	EXPECT_EQ(base_cancels + 1000, AP_STAT(-1, cancels));
 	EXPECT_EQ(base_retries, AP_STAT(-1, retries));
 	AP_EXPECT_IDLE(-1);
