@@ -44,9 +44,7 @@ static int aiopipe_retry_keep_iter(struct aiopipe_req *req,
 		return 0;
 	}
 	req->dup = dup_iter(&req->iter, iter, GFP_KERNEL_ACCOUNT);
-	if (!req->dup && !iter_is_ubuf(iter))
-		return -ENOMEM;
-	return 0;
+	return req->dup ? 0 : -ENOMEM;
 }
 
 /*
