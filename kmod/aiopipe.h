@@ -65,6 +65,10 @@ enum aiopipe_stat {
 	AP_PINNED_PAGES_PEAK,
 	AP_BYTES_BUFFERED,
 	AP_CHANNELS,
+	AP_RING_BUFFERS,
+	AP_RING_BYTES,
+	AP_RING_SPILLED,
+	AP_RING_OWED,
 	AP_NR_STATS
 };
 
@@ -115,6 +119,10 @@ struct aiopipe_chan {
 	u32 filter;
 
 	atomic_t pinned_pages;	/* the direct engine's pin budget in use */
+	/* ring mode: the ring this channel's bytes go to (evring.c), mutex */
+	struct aiopipe_sink *sink;
+	/* ring mode: bytes before this point of consumed were announced */
+	u64 announced_end;
 	/* the memory of a freed request, for the next one (request.c) */
 	struct aiopipe_req *spare_req;
 
@@ -151,6 +159,7 @@ struct aiopipe_adopt {
 };
 
 struct aiopipe_req;
+struct aiopipe_sink;
 
 /**
  * struct aiopipe_engine_ops - what an engine does for a request
@@ -445,6 +454,7 @@ aiopipe_stat_lock(enum aiopipe_stat s)
 	case AP_SYNC_READS ... AP_FUTILE_RETRIES:
 	case AP_BYTES_SINGLE_COPY ... AP_BYTES_RING:
 	case AP_BYTES_BUFFERED:
+	case AP_RING_BUFFERS ... AP_RING_OWED:
 		return AP_LOCK_MUTEX;
 	case AP_WAKEUPS_DELIVERED ... AP_CANCELS:
 		return AP_LOCK_WQ;

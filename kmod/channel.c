@@ -44,6 +44,8 @@
  *
  *   Lock order: chan->mutex -> ctx_lock (kiocb_set_cancel_fn, ki_complete)
  *		 chan->mutex -> chan->wq.lock
+ *		 chan->mutex -> ring->lock (ring mode: evring.c, whose
+ *		 ring fd's release also takes the mutexes of its channels)
  *		 ctx_lock    -> chan->wq.lock (cancel; aio_poll_cancel does too)
  *	Never call ki_complete(), kiocb_set_cancel_fn() or wake_up() with
  *	wq.lock held: ki_complete takes ctx_lock, which would invert the cancel
@@ -53,7 +55,9 @@
  * LIFETIMES:
  *
  *   The channel is refcounted (kref): one reference per open end file, one
- *   per live request, and one while its promote_work is queued.  It is
+ *   per live request, one while its promote_work is queued, and one while
+ *   it is attached to a ring (its sink's, evring.c: the last put may then
+ *   come from a ring's release or a detach).  It is
  *   freed by the last aiopipe_chan_put(), which can only happen after every
  *   request has been completed and every file released, so no work item or
  *   wake callback can reach a freed channel.
@@ -174,6 +178,7 @@ static void aiopipe_chan_free(struct kref *ref)
 	WARN_ON_ONCE(!list_empty(&chan->rd_pending));
 	WARN_ON_ONCE(!list_empty(&chan->wr_pending));
 	WARN_ON_ONCE(atomic_read(&chan->pinned_pages));
+	WARN_ON_ONCE(chan->sink);	/* a sink holds a reference */
 	aiopipe_stat_gone(chan, AP_BYTES_BUFFERED, -(s64)chan->len);
 	aiopipe_stat_gone(chan, AP_CHANNELS, -1);
 	mutex_destroy(&chan->mutex);

@@ -16,6 +16,7 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/highmem.h>
+#include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/splice.h>
 #include <linux/uio.h>
@@ -56,6 +57,13 @@ static inline ssize_t aiopipe_splice_read(struct file *in, loff_t *ppos,
 	return copy_splice_read(in, ppos, pipe, len, flags);
 }
 
+/* Flags of a VMA being set up in ->mmap. */
+static inline void aiopipe_vma_set_flags(struct vm_area_struct *vma,
+					 vm_flags_t flags)
+{
+	vm_flags_set(vma, flags);
+}
+
 /* Copy @n bytes of @page at @off to @to (no pipe iterators here). */
 static inline size_t aiopipe_copy_page_to_iter(struct page *page, size_t off,
 					       size_t n, struct iov_iter *to)
@@ -74,6 +82,12 @@ static inline struct class *aiopipe_class_create(const char *name)
 static inline u64 *aiopipe_file_seen(struct file *file)
 {
 	return &file->f_version;
+}
+
+static inline void aiopipe_vma_set_flags(struct vm_area_struct *vma,
+					 vm_flags_t flags)
+{
+	vma->vm_flags |= flags;
 }
 
 static inline struct iovec aiopipe_iter_seg(const struct iov_iter *iter)

@@ -5,6 +5,7 @@
  * counters (AIOPIPE_IOC_GET_STATS).
  */
 #include "aiopipe.h"
+#include "evring.h"
 
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
@@ -141,6 +142,8 @@ static long aiopipe_factory_ioctl(struct file *file, unsigned int cmd,
 		return aiopipe_pair_ioctl((struct aiopipe_pair __user *)arg);
 	case AIOPIPE_IOC_GET_STATS:
 		return aiopipe_stats_copy(NULL, (void __user *)arg);
+	case AIOPIPE_IOC_RING_CREATE:
+		return aiopipe_ringfd_create((void __user *)arg);
 	default:
 		return -ENOTTY;
 	}

@@ -7,6 +7,7 @@
  */
 #include "aiopipe.h"
 #include "compat.h"
+#include "evring.h"
 #include "pause.h"
 
 #include <linux/sched/signal.h>
@@ -107,7 +108,9 @@ ssize_t aiopipe_read_iter(struct kiocb *iocb, struct iov_iter *to)
 		if (aiopipe_nonblock(iocb))
 			break;
 		if (aiopipe_may_queue(iocb)) {
-			ret = aiopipe_queue(chan, iocb, to, false, 0, &done);
+			/* an attached pipe's bytes are the ring's */
+			ret = chan->sink ? -EBUSY :
+			      aiopipe_queue(chan, iocb, to, false, 0, &done);
 			break;
 		}
 		mutex_unlock(&chan->mutex);
@@ -403,23 +406,31 @@ int aiopipe_fsync(struct file *file, loff_t start, loff_t end,
 	return READ_ONCE(chan->consumed) >= mark ? 0 : -EPIPE;
 }
 
-/* Drop this end's counts; complete what the vanished side left pending. */
+/*
+ * Drop this end's counts; complete what the vanished side left pending.
+ * The last reader takes the channel off its ring; the last writer's going
+ * is the ring's EOF event.
+ */
 void aiopipe_end_release(struct file *file)
 {
 	struct aiopipe_chan *chan = file->private_data;
+	struct aiopipe_sink *sink = NULL;
 	__poll_t key = 0;
 	LIST_HEAD(done);
 
 	mutex_lock(&chan->mutex);
 	if (file->f_mode & FMODE_READ && !--chan->readers) {
 		aiopipe_fail_pending(chan, true, &done);
+		sink = aiopipe_sink_detach(chan, NULL);
 		key |= AIOPIPE_ERR_KEY;
 	}
 	if (file->f_mode & FMODE_WRITE && !--chan->writers) {
 		aiopipe_fail_pending(chan, false, &done);
+		aiopipe_sink_eof(chan);
 		key |= AIOPIPE_HUP_KEY;
 	}
 	mutex_unlock(&chan->mutex);
+	aiopipe_sink_free(sink);
 	if (key)
 		aiopipe_wake_all(chan, key);
 	aiopipe_finish_list(&done);

@@ -41,6 +41,7 @@ static const char *const aiopipe_pause_names[AIOPIPE_NR_PAUSE] = {
 	[AIOPIPE_PAUSE_READ_LOCKED] = "read_locked",
 	[AIOPIPE_PAUSE_RESIZE_START] = "resize_start",
 	[AIOPIPE_PAUSE_FILL_CLAIMED] = "fill_claimed",
+	[AIOPIPE_PAUSE_RING_FILLING] = "ring_filling",
 };
 
 static bool aiopipe_pause_gone(struct aiopipe_pause_slot *s,

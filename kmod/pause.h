@@ -47,6 +47,8 @@ enum aiopipe_pause_point {
 	AIOPIPE_PAUSE_RESIZE_START,
 	/* writer: a pending read claimed (BUSY), nothing copied (mutex) */
 	AIOPIPE_PAUSE_FILL_CLAIMED,
+	/* writer: took a ring mode buffer (mutex held, ring lock not), no copy */
+	AIOPIPE_PAUSE_RING_FILLING,
 	AIOPIPE_NR_PAUSE
 };
 

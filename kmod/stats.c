@@ -45,7 +45,8 @@ static const char * const aiopipe_stat_names[AP_NR_STATS] = {
 	"wakeups_delivered", "wakeups_filtered", "cancels",
 	"eof_completions", "epipe_completions", "bytes_single_copy",
 	"bytes_ring", "pending_reads", "pending_writes", "pinned_pages",
-	"pinned_pages_peak", "bytes_buffered", "channels",
+	"pinned_pages_peak", "bytes_buffered", "channels", "ring_buffers",
+	"ring_bytes", "ring_spilled", "ring_owed",
 };
 
 /* A channel nobody else can reach any more gives back what it counted. */

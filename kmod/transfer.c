@@ -15,12 +15,29 @@
  */
 #include "aiopipe.h"
 #include "compat.h"
+#include "evring.h"
 #include "fault.h"
 #include "pause.h"
 
 #include <linux/indirect_call_wrapper.h>
 #include <linux/slab.h>
 #include <linux/uaccess.h>
+
+/*
+ * Append to the byte ring.  A ring mode reader hears of every append, with
+ * its count, in the order the bytes went in (evring.c).  No one-shot read
+ * waits in line on an attached channel (aiopipe_read_iter() and
+ * aiopipe_sink_attach() refuse it), so the bytes are all the ring's.
+ */
+static size_t aiopipe_bytes_append(struct aiopipe_chan *chan,
+				   struct iov_iter *from, size_t max, bool *fault)
+{
+	size_t n = aiopipe_ring_from_iter(chan, from, max, fault);
+
+	if (n && chan->sink)
+		aiopipe_sink_announce(chan, n);
+	return n;
+}
 
 static void aiopipe_count_single(struct aiopipe_chan *chan, size_t n)
 {
@@ -78,8 +95,8 @@ static void aiopipe_peer_pull_writes(struct aiopipe_chan *chan,
 
 		/* a write of at most PIPE_BUF bytes goes in whole or not at all */
 		if (!req->atomic || aiopipe_free(chan) >= left)
-			n = aiopipe_ring_from_iter(chan, &req->iter,
-						   aiopipe_free(chan), &fault);
+			n = aiopipe_bytes_append(chan, &req->iter,
+						 aiopipe_free(chan), &fault);
 		req->done += n;
 		more = n < left;
 		/* back in QUEUED, @req may be cancelled and freed at once */
@@ -119,9 +136,9 @@ static size_t aiopipe_peer_drain_writes(struct aiopipe_chan *chan,
 		 * line half moved, a cancel would tear it.
 		 */
 		if (req->atomic && n && iov_iter_count(&req->iter))
-			req->done += aiopipe_ring_from_iter(chan, &req->iter,
-							    aiopipe_free(chan),
-							    &pfault);
+			req->done += aiopipe_bytes_append(chan, &req->iter,
+							 aiopipe_free(chan),
+							 &pfault);
 		aiopipe_unclaim(req, !iov_iter_count(&req->iter), req->done,
 				done);
 		aiopipe_pause(AIOPIPE_PAUSE_DRAIN_UNCLAIMED, chan->id);
@@ -150,8 +167,9 @@ size_t aiopipe_move_out(struct aiopipe_chan *chan, struct iov_iter *to,
 
 /*
  * Writer side of a transfer, mutex held: straight into pending reads a
- * peer may claim while the ring is empty, then the ring, up to @max bytes
- * in all.
+ * peer may claim while the ring is empty, then into an attached ring's
+ * buffers while the ring is still empty and no read waits, then the ring,
+ * up to @max bytes in all.
  */
 size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
 		       size_t max, struct list_head *done, bool *fault)
@@ -163,7 +181,13 @@ size_t aiopipe_move_in(struct aiopipe_chan *chan, struct iov_iter *from,
 		n = aiopipe_peer_fill_reads(chan, from, max, done, fault);
 	if (*fault)
 		return n;
-	return n + aiopipe_ring_from_iter(chan, from, max - n, fault);
+	if (chan->sink && n < max && !chan->len &&
+	    list_empty_careful(&chan->rd_pending)) {
+		n += aiopipe_sink_fill(chan, from, max - n, fault);
+		if (*fault || n == max)
+			return n;
+	}
+	return n + aiopipe_bytes_append(chan, from, max - n, fault);
 }
 
 /*

@@ -84,7 +84,11 @@ struct aiopipe_stats {
 	__u64 pinned_pages_peak;
 	__u64 bytes_buffered;		/* level: bytes in the ring(s) */
 	__u64 channels;			/* level: live channels (global only) */
-	__u64 reserved[8];
+	__u64 ring_buffers;		/* ring mode: buffers filled (DATA events) */
+	__u64 ring_bytes;		/* ring mode: bytes copied into buffers */
+	__u64 ring_spilled;		/* ring mode: bytes announced by READ events */
+	__u64 ring_owed;		/* ring mode: events deferred, ring full */
+	__u64 reserved[4];
 };
 
 /*
@@ -116,5 +120,161 @@ struct aiopipe_stats {
 #define AIOPIPE_IOC_GET_FILTER	_IOR(AIOPIPE_IOC_MAGIC, 0x06, __u32)
 /* On an end: this channel's counters.  On /dev/aiopipe: global ones. */
 #define AIOPIPE_IOC_GET_STATS	_IOWR(AIOPIPE_IOC_MAGIC, 0x07, struct aiopipe_stats)
+
+/*
+ * Ring mode (docs/ring.md).  AIOPIPE_IOC_RING_CREATE on /dev/aiopipe returns
+ * a ring fd.  mmap(MAP_SHARED) of that fd, offset 0, mmap_size bytes, maps:
+ *   at 0:		struct aiopipe_ring_hdr
+ *   at events_off:	ev_entries struct aiopipe_ring_event
+ *   at bufids_off:	nr_bufs __u32 buffer ids (the hand-back ring)
+ *   at bufs_off:	nr_bufs buffers of buf_size bytes; buffer i at
+ *			bufs_off + i * buf_size
+ * A read end attached to the ring (AIOPIPE_IOC_RING_ATTACH) has its bytes
+ * delivered there: a writer copies into a free buffer and posts an event.
+ * The kernel writes ev_tail, buf_head, flags and the events; user space
+ * writes ev_head (events reaped) and the ids it hands back, then buf_tail.
+ * The kernel trusts none of what user space writes.
+ */
+
+/**
+ * struct aiopipe_ring_params - argument of AIOPIPE_IOC_RING_CREATE
+ * @entries:	in: event ring entries, a power of two, 1 .. AIOPIPE_RING_MAX
+ * @nr_bufs:	in: buffers, a power of two, 1 .. AIOPIPE_RING_MAX
+ * @buf_size:	in: bytes per buffer, a power of two,
+ *		AIOPIPE_RING_BUF_MIN .. AIOPIPE_RING_BUF_MAX
+ * @flags:	in: O_CLOEXEC or 0
+ * @fd:		out: the ring fd
+ * @events_off:	out: offset of the event array in the mapping
+ * @bufids_off:	out: offset of the hand-back ring of buffer ids
+ * @pad:	zero
+ * @bufs_off:	out: offset of buffer 0 (page aligned)
+ * @mmap_size:	out: the length to map
+ * @reserved:	must be zero
+ */
+struct aiopipe_ring_params {
+	__u32 entries;
+	__u32 nr_bufs;
+	__u32 buf_size;
+	__u32 flags;
+	__s32 fd;
+	__u32 events_off;
+	__u32 bufids_off;
+	__u32 pad;
+	__u64 bufs_off;
+	__u64 mmap_size;
+	__u64 reserved[4];
+};
+
+#define AIOPIPE_RING_MAX	32768		/* entries, nr_bufs */
+#define AIOPIPE_RING_BUF_MIN	64
+#define AIOPIPE_RING_BUF_MAX	0x100000	/* 1 MiB */
+/* nr_bufs * buf_size at most this (and the caller's RLIMIT_MEMLOCK) */
+#define AIOPIPE_RING_BUFS_MAX	0x40000000	/* 1 GiB */
+
+/**
+ * struct aiopipe_ring_hdr - the start of the mapping
+ * @ev_head:	user: the next event to reap; events ev_head .. ev_tail - 1
+ *		(modulo 2^32) are posted, entry i at events[i & ev_mask]
+ * @buf_tail:	user: one past the last id handed back; store the id at
+ *		bufids[buf_tail & buf_mask], then release-store buf_tail + 1
+ * @user_pad:	unused, keeps the user's fields in their own cache line
+ * @ev_tail:	kernel: one past the last event posted (release-stored)
+ * @buf_head:	kernel: ids taken from the hand-back ring so far
+ * @flags:	kernel: AIOPIPE_RING_F_*
+ * @ev_mask:	kernel, constant: ev_entries - 1
+ * @ev_entries:	kernel, constant
+ * @buf_mask:	kernel, constant: nr_bufs - 1
+ * @nr_bufs:	kernel, constant
+ * @buf_size:	kernel, constant
+ * @kernel_pad:	unused
+ */
+struct aiopipe_ring_hdr {
+	__u32 ev_head;
+	__u32 buf_tail;
+	__u32 user_pad[14];
+	__u32 ev_tail;
+	__u32 buf_head;
+	__u32 flags;
+	__u32 ev_mask;
+	__u32 ev_entries;
+	__u32 buf_mask;
+	__u32 nr_bufs;
+	__u32 buf_size;
+	__u32 kernel_pad[8];
+};
+
+/*
+ * hdr->flags: some event could not be posted because the ring was full; it
+ * is posted when the kernel sees room (poll, AIOPIPE_IOC_RING_WAIT, the
+ * next post).  A reader that reaps without system calls must, after
+ * freeing slots: store ev_head with release semantics, issue a full
+ * barrier, then load flags, and if this bit is set, poll(2) the ring fd or
+ * call AIOPIPE_IOC_RING_WAIT with a timeout of 0.  The kernel sets the bit,
+ * issues a full barrier and then reads ev_head, so one side sees the other
+ * (libaiopipe's aiopipe_ring_advance() does this).
+ */
+#define AIOPIPE_RING_F_OWED	0x1
+
+/**
+ * struct aiopipe_ring_event - one completion
+ * @user_data:	the attachment's user_data (which pipe)
+ * @len:	AIOPIPE_EV_DATA: bytes in buffer @buf; AIOPIPE_EV_READ: bytes
+ *		to take with read(2) from the pipe, in order; else 0
+ * @buf:	AIOPIPE_EV_DATA: the buffer, now the reader's until handed back
+ * @type:	AIOPIPE_EV_*
+ *
+ * A pipe's events are in its byte order: read exactly @len bytes of a READ
+ * event before using the next event of that pipe.
+ */
+struct aiopipe_ring_event {
+	__u64 user_data;
+	__u32 len;
+	__u16 buf;
+	__u16 type;
+};
+
+#define AIOPIPE_EV_DATA		1	/* bytes in a buffer */
+#define AIOPIPE_EV_READ		2	/* bytes in the pipe: read(2) them */
+#define AIOPIPE_EV_EOF		3	/* no writers left (a FIFO may get new ones) */
+
+/**
+ * struct aiopipe_ring_attach - argument of AIOPIPE_IOC_RING_ATTACH
+ * @fd:		a read end (or an O_RDWR FIFO) of an aiopipe
+ * @flags:	must be zero
+ * @user_data:	copied into every event of this pipe
+ * @reserved:	must be zero
+ */
+struct aiopipe_ring_attach {
+	__s32 fd;
+	__u32 flags;
+	__u64 user_data;
+	__u64 reserved[2];
+};
+
+/**
+ * struct aiopipe_ring_wait - argument of AIOPIPE_IOC_RING_WAIT
+ * @min_events:	return once this many events are posted and unreaped
+ *		(at least 1, at most ev_entries)
+ * @flags:	must be zero
+ * @timeout_ns:	relative; < 0 waits without a timeout, 0 does not wait
+ *
+ * Returns the number of events available, or -ETIME when the timeout
+ * passed first.  A signal ends a wait with a timeout with -EINTR; a wait
+ * without one restarts under SA_RESTART, and is -EINTR otherwise.
+ */
+struct aiopipe_ring_wait {
+	__u32 min_events;
+	__u32 flags;
+	__s64 timeout_ns;
+};
+
+/* On /dev/aiopipe: a new ring; the fd is in params.fd. */
+#define AIOPIPE_IOC_RING_CREATE	_IOWR(AIOPIPE_IOC_MAGIC, 0x08, struct aiopipe_ring_params)
+/* On a ring fd: attach a read end (EBUSY if it has a ring already). */
+#define AIOPIPE_IOC_RING_ATTACH	_IOW(AIOPIPE_IOC_MAGIC, 0x09, struct aiopipe_ring_attach)
+/* On a ring fd: detach the read end whose fd is the argument. */
+#define AIOPIPE_IOC_RING_DETACH	_IOW(AIOPIPE_IOC_MAGIC, 0x0a, __s32)
+/* On a ring fd: wait for events. */
+#define AIOPIPE_IOC_RING_WAIT	_IOW(AIOPIPE_IOC_MAGIC, 0x0b, struct aiopipe_ring_wait)
 
 #endif /* _UAPI_LINUX_AIOPIPE_H */
