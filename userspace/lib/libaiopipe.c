@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "libaiopipe.h"
 
@@ -16,7 +17,8 @@ static const char *const stat_names[] = {
 	"wakeups_delivered", "wakeups_filtered", "cancels",
 	"eof_completions", "epipe_completions", "bytes_single_copy",
 	"bytes_ring", "pending_reads", "pending_writes", "pinned_pages",
-	"pinned_pages_peak", "bytes_buffered", "channels",
+	"pinned_pages_peak", "bytes_buffered", "channels", "ring_buffers",
+	"ring_bytes", "ring_spilled", "ring_owed",
 };
 
 _Static_assert(sizeof(struct aiopipe_stats) == 256, "uapi stats size");
@@ -171,4 +173,89 @@ int aiopipe_fail_self(void)
 		err = -errno;
 	close(fd);
 	return err;
+}
+
+int aiopipe_ring_setup(struct aiopipe_ring *r, unsigned int entries,
+		       unsigned int nr_bufs, unsigned int buf_size, int flags)
+{
+	struct aiopipe_ring_params p = {
+		.entries = entries,
+		.nr_bufs = nr_bufs,
+		.buf_size = buf_size,
+		.flags = (unsigned int)flags,
+	};
+	int dev, ret;
+	void *map;
+
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	dev = open(AIOPIPE_DEV_FACTORY, O_RDONLY | O_CLOEXEC);
+	if (dev < 0)
+		return -errno;
+	ret = ioctl_ret(ioctl(dev, AIOPIPE_IOC_RING_CREATE, &p));
+	close(dev);
+	if (ret < 0)
+		return ret;
+	map = mmap(NULL, p.mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   p.fd, 0);
+	if (map == MAP_FAILED) {
+		ret = -errno;
+		close(p.fd);
+		return ret;
+	}
+	r->fd = p.fd;
+	r->map = map;
+	r->map_size = p.mmap_size;
+	r->hdr = map;
+	r->events = (struct aiopipe_ring_event *)((char *)map + p.events_off);
+	r->bufids = (__u32 *)((char *)map + p.bufids_off);
+	r->bufs = (unsigned char *)map + p.bufs_off;
+	r->ev_mask = r->hdr->ev_mask;
+	r->buf_mask = r->hdr->buf_mask;
+	r->buf_size = r->hdr->buf_size;
+	r->nr_bufs = r->hdr->nr_bufs;
+	return 0;
+}
+
+void aiopipe_ring_exit(struct aiopipe_ring *r)
+{
+	if (r->map)
+		munmap(r->map, r->map_size);
+	if (r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+int aiopipe_ring_attach(struct aiopipe_ring *r, int fd,
+			unsigned long long user_data)
+{
+	struct aiopipe_ring_attach a = { .fd = fd, .user_data = user_data };
+
+	return ioctl_ret(ioctl(r->fd, AIOPIPE_IOC_RING_ATTACH, &a));
+}
+
+int aiopipe_ring_detach(struct aiopipe_ring *r, int fd)
+{
+	__s32 v = fd;
+
+	return ioctl_ret(ioctl(r->fd, AIOPIPE_IOC_RING_DETACH, &v));
+}
+
+int aiopipe_ring_wait(struct aiopipe_ring *r, unsigned int min_events,
+		      long long timeout_ns)
+{
+	struct aiopipe_ring_wait w = {
+		.min_events = min_events,
+		.timeout_ns = timeout_ns,
+	};
+
+	return ioctl_ret(ioctl(r->fd, AIOPIPE_IOC_RING_WAIT, &w));
+}
+
+int aiopipe_ring_collect(struct aiopipe_ring *r)
+{
+	int ret = aiopipe_ring_wait(r, 1, 0);
+
+	return ret == -ETIME ? 0 : ret;
 }
