@@ -22,6 +22,7 @@
 #include <libaio.h>
 #include <liburing.h>
 
+#include "libaiopipe.h"
 #include "pipetest.h"
 
 #define BATCH		256	/* events reaped per call */
@@ -956,6 +957,290 @@ void pt_run_uring_mshot(struct pt *pt)
 	free(m.rearm);
 	free(m.bufs);
 	free(m.br);
+}
+
+/*
+ * ---- ring: aiopipe ring mode, every read end attached to one ring ----------
+ * A writer copies the token straight into a free buffer of the ring and
+ * posts an event {pipe, length, buffer}: the loop reaps events from the
+ * mapping without a system call, writes the token on from the buffer
+ * itself and hands the buffer back, so a pass costs one write().  Only
+ * when no event is posted does it block, in AIOPIPE_IOC_RING_WAIT.  A
+ * token longer than a buffer arrives in several events; bytes the kernel
+ * could not put in a buffer (none free, the event ring full) stay in the
+ * pipe and a READ event says how many to read(2).  Either way a pipe's
+ * events are its bytes in order, put together per pipe as io_uring-mshot
+ * does.
+ */
+#define RING_MIN	64		/* event slots and buffers, at least */
+#define RING_BUF_CAP	65536		/* a larger token takes several buffers */
+
+struct ring {
+	struct pt *pt;
+	struct aiopipe_ring r;
+	unsigned int entries, nr_bufs, buf_size;
+	char **part;		/* per pipe: a token that came in pieces */
+	unsigned int *have;	/* per pipe: bytes of it so far */
+	unsigned long long datas, reads, read_bytes, pieces, waits;	/* for -v */
+};
+
+static unsigned int pow2_at_least(unsigned long long v, unsigned int max)
+{
+	unsigned int p = 1;
+
+	while (p < v && p < max)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * Sizes from N, T and S: a buffer of S bytes rounded up to a power of two
+ * (64 B .. 64 KiB), and buffers and event slots for twice the pieces of
+ * every token in flight, at least 64, so that no write spills to the
+ * pipe.  The PIPETEST_RING_* knobs override them (tests of the spill and
+ * owed-event paths).
+ */
+static void ring_sizes(struct ring *rg)
+{
+	struct pt *pt = rg->pt;
+	unsigned long long pieces, want;
+
+	rg->buf_size = pow2_at_least(pt->size, RING_BUF_CAP);
+	if (rg->buf_size < AIOPIPE_RING_BUF_MIN)
+		rg->buf_size = AIOPIPE_RING_BUF_MIN;
+	rg->buf_size = (unsigned int)env_num("PIPETEST_RING_BUF_SIZE",
+					     rg->buf_size, AIOPIPE_RING_BUF_MAX);
+	pieces = (pt->size + rg->buf_size - 1) / rg->buf_size;
+	want = 2ull * pt->tokens * pieces;
+	if (want < RING_MIN)
+		want = RING_MIN;
+	rg->entries = pow2_at_least(want, AIOPIPE_RING_MAX);
+	rg->nr_bufs = pow2_at_least(want, AIOPIPE_RING_MAX);
+	while (rg->nr_bufs > 1 &&
+	       (unsigned long long)rg->nr_bufs * rg->buf_size > AIOPIPE_RING_BUFS_MAX)
+		rg->nr_bufs >>= 1;
+	rg->entries = (unsigned int)env_num("PIPETEST_RING_ENTRIES", rg->entries,
+					    AIOPIPE_RING_MAX);
+	rg->nr_bufs = (unsigned int)env_num("PIPETEST_RING_BUFS", rg->nr_bufs,
+					    AIOPIPE_RING_MAX);
+}
+
+/* The ring's pages count against RLIMIT_MEMLOCK (without CAP_IPC_LOCK). */
+static void ring_raise_memlock(struct ring *rg)
+{
+	unsigned long long need = (unsigned long long)rg->nr_bufs * rg->buf_size +
+				  rg->entries * sizeof(struct aiopipe_ring_event) +
+				  rg->nr_bufs * sizeof(__u32) + 2 * 4096;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur >= need)
+		return;
+	rl.rlim_cur = need;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		rl.rlim_max = need;
+	(void)setrlimit(RLIMIT_MEMLOCK, &rl);	/* else CAP_IPC_LOCK must do */
+}
+
+static void ring_setup(struct ring *rg)
+{
+	struct pt *pt = rg->pt;
+	unsigned int i;
+	int ret;
+
+	ring_sizes(rg);
+	ring_raise_memlock(rg);
+	ret = aiopipe_ring_setup(&rg->r, rg->entries, rg->nr_bufs, rg->buf_size,
+				 O_CLOEXEC);
+	if (ret == -ENOTTY)
+		pt_die(PT_EXIT_UNSUPPORTED,
+		       "model ring: this aiopipe module has no ring mode (AIOPIPE_IOC_RING_CREATE: %s)",
+		       strerror(ENOTTY));
+	if (ret < 0) {
+		errno = -ret;
+		pt_fail_errno("ring setup: AIOPIPE_IOC_RING_CREATE and mmap (entries %u, nr_bufs %u, buf_size %u%s)",
+			      rg->entries, rg->nr_bufs, rg->buf_size,
+			      ret == -ENOMEM ? "; RLIMIT_MEMLOCK?" : "");
+	}
+	if (rg->r.ev_mask + 1 != rg->entries || rg->r.nr_bufs != rg->nr_bufs ||
+	    rg->r.buf_size != rg->buf_size)
+		pt_die(PT_EXIT_FAIL, "ring setup: the mapped header says entries %u, nr_bufs %u, buf_size %u; asked for %u, %u, %u",
+		       rg->r.ev_mask + 1, rg->r.nr_bufs, rg->r.buf_size,
+		       rg->entries, rg->nr_bufs, rg->buf_size);
+	for (i = 0; i < pt->pipes; i++) {
+		ret = aiopipe_ring_attach(&rg->r, pt->rfd[i], i);
+		if (ret < 0) {
+			errno = -ret;
+			pt_fail_errno("AIOPIPE_IOC_RING_ATTACH of pipe %u of %u (read end fd %d)",
+				      i, pt->pipes, pt->rfd[i]);
+		}
+	}
+	rg->part = xcalloc(pt->pipes, sizeof(*rg->part));
+	rg->have = xcalloc(pt->pipes, sizeof(*rg->have));
+	if (pt->verbose)
+		fprintf(stderr, "pipetest: ring: %u pipes attached, %u events, %u buffers of %u bytes (%zu bytes mapped)\n",
+			pt->pipes, rg->entries, rg->nr_bufs, rg->buf_size,
+			rg->r.map_size);
+}
+
+/* Pipe i's token so far, allocated at its first piece. */
+static char *ring_part(struct ring *rg, unsigned int i)
+{
+	if (!rg->part[i])
+		rg->part[i] = xcalloc(1, rg->pt->size);
+	return rg->part[i];
+}
+
+/* @len bytes of pipe i's stream in ring buffer @b: pass every token whole. */
+static void ring_consume(struct ring *rg, unsigned int i, char *b, size_t len)
+{
+	struct pt *pt = rg->pt;
+
+	while (len) {
+		size_t take = pt->size - rg->have[i];
+		char *part;
+
+		if (!rg->have[i] && len == pt->size) {
+			pt_pass(pt, i, b);	/* written on from the ring buffer */
+			return;
+		}
+		part = ring_part(rg, i);
+		rg->pieces++;
+		if (take > len)
+			take = len;
+		memcpy(part + rg->have[i], b, take);
+		rg->have[i] += (unsigned int)take;
+		b += take;
+		len -= take;
+		if (rg->have[i] == pt->size) {
+			rg->have[i] = 0;
+			pt_pass(pt, i, part);
+		}
+	}
+}
+
+/* read(2) exactly @len bytes from pipe i into @buf: a READ event's bytes. */
+static void ring_read_exact(struct ring *rg, unsigned int i, char *buf,
+			    size_t len, size_t left)
+{
+	struct pt *pt = rg->pt;
+
+	while (len) {
+		ssize_t n = read(pt->rfd[i], buf, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			pt_fail_errno("ring: read(2) of the %zu bytes a READ event announced on pipe %u (pass %llu)",
+				      left, i, pt->passes);
+		if (n == 0)
+			pt_die(PT_EXIT_FAIL, "ring: read(2) on pipe %u: EOF with %zu of the %zu bytes a READ event announced still unread (pass %llu)",
+			       i, len, left, pt->passes);
+		buf += n;
+		len -= (size_t)n;
+	}
+}
+
+/* A READ event: @len bytes of pipe i's stream wait in the pipe itself. */
+static void ring_read(struct ring *rg, unsigned int i, size_t len)
+{
+	struct pt *pt = rg->pt;
+	size_t left = len;
+
+	rg->reads++;
+	rg->read_bytes += len;
+	while (len) {
+		size_t take = pt->size - rg->have[i];
+		char *part = ring_part(rg, i);
+
+		if (take > len)
+			take = len;
+		ring_read_exact(rg, i, part + rg->have[i], take, left);
+		rg->have[i] += (unsigned int)take;
+		len -= take;
+		if (rg->have[i] == pt->size) {
+			rg->have[i] = 0;
+			pt_pass(pt, i, part);
+		}
+	}
+}
+
+static void ring_event(struct ring *rg, const struct aiopipe_ring_event *ev)
+{
+	struct pt *pt = rg->pt;
+	unsigned int i = (unsigned int)ev->user_data;
+
+	if (ev->user_data >= pt->pipes)
+		pt_die(PT_EXIT_FAIL, "ring: event type %u for user_data %llu, not a pipe (%u pipes) at pass %llu",
+		       ev->type, (unsigned long long)ev->user_data, pt->pipes,
+		       pt->passes);
+	switch (ev->type) {
+	case AIOPIPE_EV_DATA:
+		if (ev->buf >= rg->nr_bufs || !ev->len || ev->len > rg->buf_size)
+			pt_die(PT_EXIT_FAIL, "ring: DATA event on pipe %u names buffer %u with %u bytes (%u buffers of %u bytes) at pass %llu",
+			       i, ev->buf, ev->len, rg->nr_bufs, rg->buf_size,
+			       pt->passes);
+		rg->datas++;
+		ring_consume(rg, i, aiopipe_ring_buf(&rg->r, ev->buf), ev->len);
+		aiopipe_ring_give_back(&rg->r, ev->buf);
+		break;
+	case AIOPIPE_EV_READ:
+		if (!ev->len)
+			pt_die(PT_EXIT_FAIL, "ring: READ event of 0 bytes on pipe %u at pass %llu",
+			       i, pt->passes);
+		ring_read(rg, i, ev->len);
+		break;
+	case AIOPIPE_EV_EOF:
+		pt_die(PT_EXIT_FAIL, "ring: EOF event on pipe %u (no writer left) with %u of %u bytes of a token read, at pass %llu",
+		       i, rg->have[i], pt->size, pt->passes);
+	default:
+		pt_die(PT_EXIT_FAIL, "ring: event of unknown type %u on pipe %u (len %u, buf %u) at pass %llu",
+		       ev->type, i, ev->len, ev->buf, pt->passes);
+	}
+}
+
+/* Nothing posted: block until an event is (never spin). */
+static void ring_wait(struct ring *rg)
+{
+	int ret;
+
+	rg->waits++;
+	do {
+		ret = aiopipe_ring_wait(&rg->r, 1, -1);
+	} while (ret == -EINTR);
+	if (ret < 0) {
+		errno = -ret;
+		pt_fail_errno("ring: AIOPIPE_IOC_RING_WAIT for 1 event (pass %llu)",
+			      rg->pt->passes);
+	}
+}
+
+void pt_run_ring(struct pt *pt)
+{
+	struct ring rg = { .pt = pt };
+	unsigned int i;
+
+	ring_setup(&rg);
+	pt_start(pt);
+	while (pt_running(pt)) {
+		struct aiopipe_ring_event *ev = aiopipe_ring_peek(&rg.r);
+
+		if (!ev) {
+			ring_wait(&rg);
+			continue;
+		}
+		ring_event(&rg, ev);
+		aiopipe_ring_advance(&rg.r, 1);
+	}
+	pt_finish(pt);
+	if (pt->verbose)
+		fprintf(stderr, "pipetest: ring: %llu DATA events, %llu READ events (%llu bytes read), %llu token pieces, %llu waits\n",
+			rg.datas, rg.reads, rg.read_bytes, rg.pieces, rg.waits);
+	aiopipe_ring_exit(&rg.r);
+	for (i = 0; i < pt->pipes; i++)
+		free(rg.part[i]);
+	free(rg.part);
+	free(rg.have);
 }
 
 /* ---- threads: one blocking reader per pipe --------------------------------------- */

@@ -35,6 +35,7 @@ const char *const pt_model_names[PT_NR_MODELS] = {
 	[PT_AIO_RW] = "aio-rw",
 	[PT_EPOLL_ET] = "epoll-et",
 	[PT_URING_MSHOT] = "io_uring-mshot",
+	[PT_RING] = "ring",
 };
 
 static const char *const backend_names[PT_NR_BACKENDS] = {
@@ -583,7 +584,7 @@ static void usage(FILE *f)
 "                       aiopipe-retry-nofilter (default pipe)\n"
 "  -m, --model M        poll | select | epoll | epoll-et | aio-poll |\n"
 "                       aio-read | aio-rw | io_uring-read | io_uring-poll |\n"
-"                       io_uring-mshot | threads (default epoll).\n"
+"                       io_uring-mshot | ring | threads (default epoll).\n"
 "                       epoll-et: edge-triggered epoll, each ready pipe read\n"
 "                       until EAGAIN (the model makes the read ends\n"
 "                       O_NONBLOCK itself).  aio-rw: aio-read whose token\n"
@@ -591,7 +592,11 @@ static void usage(FILE *f)
 "                       the re-arms (one system call per batch of passes).\n"
 "                       io_uring-mshot: one multishot read per pipe\n"
 "                       (IORING_OP_READ_MULTISHOT, Linux 6.7 and later; exit\n"
-"                       2 before) into a ring of provided buffers\n"
+"                       2 before) into a ring of provided buffers.\n"
+"                       ring: every read end attached to one aiopipe ring;\n"
+"                       events reaped from the mapping, the token written on\n"
+"                       from the ring buffer the writer filled (aiopipe\n"
+"                       backends only)\n"
 "      --nonblock-pipes open kernel pipes' read ends O_NONBLOCK (backend\n"
 "                       label pipe-nonblock): io_uring then polls instead of\n"
 "                       parking a worker thread per read on kernels < 6.4\n"
@@ -621,8 +626,8 @@ static void usage(FILE *f)
 "      --version        print the version and exit\n"
 "\n"
 "Exit status: 0 ok, 1 failure (a token check, a system call), 2 combination\n"
-"not supported (e.g. aio-read on a kernel pipe: io_submit would block),\n"
-"3 stalled.\n", PT_HDR);
+"not supported (e.g. aio-read on a kernel pipe: io_submit would block;\n"
+"ring on a kernel pipe: only aiopipe read ends attach), 3 stalled.\n", PT_HDR);
 }
 
 static unsigned long long parse_num(const char *opt, const char *s,
@@ -804,6 +809,9 @@ static void check_supported(struct pt *pt)
 		pt_die(PT_EXIT_UNSUPPORTED,
 		       "model %s is not supported on a kernel pipe: io_submit(IOCB_CMD_PREAD) on a pipe does not queue, it blocks inside io_submit until data arrives (or fails with EAGAIN on O_NONBLOCK); use an aiopipe backend",
 		       m);
+	if (pt->model == PT_RING && pt->backend == PT_PIPE)
+		pt_die(PT_EXIT_UNSUPPORTED,
+		       "model ring is not supported on a kernel pipe: AIOPIPE_IOC_RING_ATTACH takes only aiopipe read ends (a ring delivers an aiopipe channel's writes into its buffers); use an aiopipe backend");
 	if (pt->model == PT_THREADS && pt->pipes > PT_THREADS_MAX)
 		pt_die(PT_EXIT_UNSUPPORTED, "model threads: --pipes %u > %u (one blocking reader thread per pipe)",
 		       pt->pipes, PT_THREADS_MAX);
@@ -901,6 +909,7 @@ int main(int argc, char **argv)
 	case PT_AIO_RW: pt_run_aio_rw(pt); break;
 	case PT_EPOLL_ET: pt_run_epoll_et(pt); break;
 	case PT_URING_MSHOT: pt_run_uring_mshot(pt); break;
+	case PT_RING: pt_run_ring(pt); break;
 	default: pt_die(PT_EXIT_FAIL, "no such model");
 	}
 	read_counters(pt, after);

@@ -33,6 +33,7 @@ enum pt_model {
 	PT_AIO_RW,
 	PT_EPOLL_ET,
 	PT_URING_MSHOT,
+	PT_RING,
 	PT_NR_MODELS
 };
 
@@ -130,6 +131,7 @@ void pt_run_threads(struct pt *pt);
 void pt_run_aio_rw(struct pt *pt);
 void pt_run_epoll_et(struct pt *pt);
 void pt_run_uring_mshot(struct pt *pt);
+void pt_run_ring(struct pt *pt);
 
 /*
  * Called by every model once all its reads or polls are armed: seeds the

@@ -13,7 +13,12 @@
  * WRITE, READV, WRITEV, POLL_ADD, POLL_REMOVE, ASYNC_CANCEL, NOP, FSYNC,
  * with IOSQE_ASYNC and links); poll/epoll, splice/tee, fsync, fcntl,
  * closes, dups, remapping the buffers pending requests point into, and
- * forks whose children fuzz on and are killed with SIGKILL.
+ * forks whose children fuzz on and are killed with SIGKILL.  Ring mode
+ * (docs/ring.md): rings created with good and bad parameters, mapped and
+ * mapped wrongly, pipes attached and detached, events reaped honestly,
+ * hostile values written into every field of the mapping, writes to
+ * attached pipes, RING_WAIT, rings closed while pipes are attached
+ * (--no-ring: none of it, and the calls of earlier versions for a seed).
  *
  * Bounded: --iterations; a periodic timer signal interrupts any call that
  * blocks, and alarm() is a watchdog that reports the seed and the last
@@ -65,10 +70,31 @@
 #define PAGE		4096u
 #define NFIFOS		4
 
-enum fdkind { K_NONE, K_READ, K_WRITE, K_FIFO, K_FACTORY, K_EVENTFD, K_PIPE, K_EPOLL };
+#define NRINGS		4
+#define RING_OPS	12
+
+enum fdkind {
+	K_NONE, K_READ, K_WRITE, K_FIFO, K_FACTORY, K_EVENTFD, K_PIPE, K_EPOLL, K_RING
+};
 
 static const char *const kind_names[] = {
 	"none", "read-end", "write-end", "fifo", "factory", "eventfd", "pipe", "epoll",
+	"ring",
+};
+
+/*
+ * A ring of ring mode: its fd (-1 once closed; the mapping keeps it alive),
+ * and its mapping as created.  Indexing uses these, never the header's
+ * fields, which the fuzzer itself scribbles on.
+ */
+struct fz_ring {
+	int fd;
+	unsigned char *map;		/* NULL: not mapped */
+	size_t size;			/* mmap_size */
+	bool writable;
+	uint32_t entries, nr_bufs, buf_size;
+	uint32_t events_off, bufids_off;
+	uint64_t bufs_off;
 };
 
 static struct {
@@ -79,11 +105,13 @@ static struct {
 	bool keep_root;
 	bool forks;
 	bool global_check;
+	bool ring;
 } O = {
 	.iterations = 20000,
 	.timeout = 600,
 	.forks = true,
 	.global_check = true,
+	.ring = true,
 };
 
 static struct {
@@ -104,6 +132,10 @@ static struct {
 	bool child;
 	uint64_t counts[32];
 	uint64_t forks, kills;
+	struct fz_ring rings[NRINGS];
+	uint64_t ring_counts[RING_OPS];
+	uint64_t ring_events[4];	/* reaped: unknown, DATA, READ, EOF */
+	uint64_t rings_created;
 } F;
 
 static uint64_t rng_state;
@@ -345,7 +377,7 @@ static int rand_aiopipe_fd(void)
 		int s = pick_slot();
 
 		if (F.kind[s] == K_READ || F.kind[s] == K_WRITE || F.kind[s] == K_FIFO ||
-		    F.kind[s] == K_FACTORY)
+		    F.kind[s] == K_FACTORY || F.kind[s] == K_RING)
 			return F.fd[s];
 	}
 	return rand_fd();
@@ -944,6 +976,451 @@ static void do_remap(void)
 	}
 }
 
+/* ---- ring mode ------------------------------------------------------------------------ */
+
+static const char *const ring_op_names[RING_OPS] = {
+	"create", "mmap", "attach", "detach", "wait", "hostile", "reap", "repair",
+	"write", "pair-attach", "close", "poll",
+};
+
+static struct fz_ring *pick_ring(void)
+{
+	return &F.rings[below(NRINGS)];
+}
+
+/* The ring's fd, or now and then any fd (the ring ioctls on the wrong file). */
+static int ring_fd(struct fz_ring *r)
+{
+	return chance(90) && r->fd >= 0 ? r->fd : rand_fd();
+}
+
+/* A read end (or FIFO) from the pool, sometimes anything at all. */
+static int rand_read_fd(void)
+{
+	int i;
+
+	for (i = 0; i < 16 && chance(90); i++) {
+		int s = pick_slot();
+
+		if (F.kind[s] == K_READ || F.kind[s] == K_FIFO)
+			return F.fd[s];
+	}
+	return rand_fd();
+}
+
+static void ring_forget(struct fz_ring *r)
+{
+	if (r->map)
+		munmap(r->map, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+}
+
+/* Powers of two mostly, in and out of range; anything now and then. */
+static uint32_t ring_size_param(unsigned int lo_shift, unsigned int hi_shift)
+{
+	switch (below(20)) {
+	case 0:
+		return 0;
+	case 1:
+		return (uint32_t)rnd();
+	case 2:
+		return (1u << below(32)) + (uint32_t)below(3) - 1;
+	default:
+		return 1u << (lo_shift + below(hi_shift - lo_shift + 1));
+	}
+}
+
+static void ring_map(struct fz_ring *r)
+{
+	void *m;
+
+	r->writable = chance(90);
+	m = mmap(NULL, r->size, PROT_READ | (r->writable ? PROT_WRITE : 0), MAP_SHARED,
+		 r->fd, 0);
+	note("mmap(ring %d, %zu, %s) = %s", r->fd, r->size, r->writable ? "rw" : "ro",
+	     m == MAP_FAILED ? "failed" : "mapped");
+	if (m != MAP_FAILED)
+		r->map = m;
+}
+
+static void ring_create(void)
+{
+	struct aiopipe_ring_params p = { 0 };
+	struct fz_ring *r = pick_ring();
+	bool bad_ptr = chance(3), map = chance(80), pool = chance(30);
+	uint64_t cap = geteuid() == 0 ? 64u << 20 : 4u << 20;
+	int dev, ret;
+
+	p.entries = ring_size_param(0, 15);
+	p.nr_bufs = ring_size_param(0, 8);
+	p.buf_size = ring_size_param(6, 16);
+	if (chance(5))
+		p.nr_bufs = 1u << below(16);
+	if (chance(3))
+		p.buf_size = 1u << (16 + below(6));
+	p.flags = chance(80) ? (uint32_t)(below(2) * O_CLOEXEC) : (uint32_t)rnd();
+	if (chance(5))
+		p.reserved[below(4)] = rnd();
+	if (chance(5))
+		p.pad = (uint32_t)rnd();
+	p.fd = (int)rnd();
+	/* a ring as big as a capacity: bounded like one (memlock bounds the rest) */
+	if ((uint64_t)p.nr_bufs * p.buf_size > cap && p.buf_size && p.nr_bufs &&
+	    !(p.buf_size & (p.buf_size - 1)) && !(p.nr_bufs & (p.nr_bufs - 1)) &&
+	    chance(90))
+		p.nr_bufs = (uint32_t)(cap / p.buf_size) ? (uint32_t)(cap / p.buf_size) : 1;
+	dev = open(AIOPIPE_DEV_FACTORY, O_RDONLY | O_CLOEXEC);
+	if (dev < 0)
+		return;
+	if (bad_ptr) {
+		ret = ioctl(dev, AIOPIPE_IOC_RING_CREATE, rand_ptr(sizeof(p)));
+		note("RING_CREATE(bad pointer) = %d", ret < 0 ? -errno : ret);
+		if (ret >= 0)
+			close(ret);	/* never: the fd is returned in the struct */
+		close(dev);
+		return;
+	}
+	ret = ioctl(dev, AIOPIPE_IOC_RING_CREATE, &p);
+	note("RING_CREATE(entries %u bufs %u size %u flags %#x) = %d fd %d", p.entries,
+	     p.nr_bufs, p.buf_size, p.flags, ret < 0 ? -errno : ret, ret ? -1 : p.fd);
+	close(dev);
+	if (ret)
+		return;
+	F.rings_created++;
+	ring_forget(r);
+	*r = (struct fz_ring){
+		.fd = p.fd, .size = p.mmap_size, .entries = p.entries,
+		.nr_bufs = p.nr_bufs, .buf_size = p.buf_size,
+		.events_off = p.events_off, .bufids_off = p.bufids_off,
+		.bufs_off = p.bufs_off,
+	};
+	if (map)
+		ring_map(r);
+	if (pool)
+		put_fd(dup(r->fd), K_RING);
+}
+
+/* Odd mappings: private, at an offset, too long, read-only, a second one. */
+static void ring_mmap(void)
+{
+	struct fz_ring *r = pick_ring();
+	int how = (int)below(6), fd = ring_fd(r);
+	size_t len = r->size ? r->size : PAGE;
+	off_t off = 0;
+	int flags = MAP_SHARED;
+	void *m;
+
+	if (r->map && chance(30)) {
+		note("munmap(ring %d)", r->fd);
+		munmap(r->map, r->size);
+		r->map = NULL;
+		return;
+	}
+	switch (how) {
+	case 0:
+		flags = MAP_PRIVATE;
+		break;
+	case 1:
+		off = (off_t)(PAGE * (1 + below(4)));
+		break;
+	case 2:
+		len += PAGE * (1 + below(4));
+		break;
+	case 3:
+		len = PAGE * (1 + below(4));
+		break;
+	default:
+		if (!r->map && r->fd >= 0 && fd == r->fd) {
+			ring_map(r);
+			return;
+		}
+		break;
+	}
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, flags, fd, off);
+	note("mmap(%d, %zu, %s, off %lld) = %s", fd, len,
+	     flags == MAP_PRIVATE ? "private" : "shared", (long long)off,
+	     m == MAP_FAILED ? "failed" : "mapped");
+	if (m != MAP_FAILED)
+		munmap(m, len);
+}
+
+static void ring_attach(void)
+{
+	struct fz_ring *r = pick_ring();
+	struct aiopipe_ring_attach a = { 0 };
+	int fd = ring_fd(r), ret;
+	void *arg = &a;
+
+	a.fd = rand_read_fd();
+	a.user_data = (uint64_t)(uint32_t)a.fd;	/* the reaper reads this fd */
+	if (chance(5))
+		a.flags = (uint32_t)rnd();
+	if (chance(5))
+		a.reserved[below(2)] = rnd();
+	if (chance(3))
+		arg = rand_ptr(sizeof(a));
+	ret = ioctl(fd, AIOPIPE_IOC_RING_ATTACH, arg);
+	note("RING_ATTACH(%d, fd %d) = %d", fd, a.fd, ret < 0 ? -errno : ret);
+}
+
+static void ring_detach(void)
+{
+	struct fz_ring *r = pick_ring();
+	int fd = ring_fd(r), ret;
+	int32_t v = rand_read_fd();
+	void *arg = chance(3) ? rand_ptr(sizeof(v)) : (void *)&v;
+
+	ret = ioctl(fd, AIOPIPE_IOC_RING_DETACH, arg);
+	note("RING_DETACH(%d, fd %d) = %d", fd, v, ret < 0 ? -errno : ret);
+}
+
+static void ring_wait(void)
+{
+	struct fz_ring *r = pick_ring();
+	struct aiopipe_ring_wait w = { 0 };
+	int fd = ring_fd(r), ret;
+	void *arg = &w;
+
+	w.min_events = chance(80) ? 1 + (uint32_t)below(r->entries ? r->entries : 8) :
+				    (uint32_t)rnd();
+	if (chance(5))
+		w.flags = (uint32_t)rnd();
+	/* mostly just a check; a blocking wait ends with the 5 ms ticker */
+	w.timeout_ns = chance(85) ? 0 : chance(50) ? (int64_t)below(2000000) : -1;
+	if (chance(3))
+		arg = rand_ptr(sizeof(w));
+	ret = ioctl(fd, AIOPIPE_IOC_RING_WAIT, arg);
+	note("RING_WAIT(%d, min %u, %lld ns) = %d", fd, w.min_events,
+	     (long long)w.timeout_ns, ret < 0 ? -errno : ret);
+}
+
+/* Random values into the header's fields (the kernel's too), ids, buffers. */
+static void ring_hostile(void)
+{
+	struct fz_ring *r = pick_ring();
+	uint32_t *hdr, v, field;
+	unsigned int what = (unsigned int)below(4);
+	uint64_t at = 0;
+
+	v = chance(50) ? (uint32_t)rnd() : (uint32_t)below(3) - 1 + (uint32_t)below(r->entries + 2);
+	field = (uint32_t)below(32);
+	if (what == 1 || what == 2)
+		at = below(what == 1 ? (r->nr_bufs ? r->nr_bufs : 1) :
+			   (uint64_t)r->nr_bufs * r->buf_size + 1);
+	if (!r->map || !r->writable)
+		return;
+	hdr = (uint32_t *)r->map;
+	switch (what) {
+	case 0:		/* ev_head, buf_tail, or any word of the header */
+		field = chance(60) ? (uint32_t)below(2) : field;
+		note("ring %d: header word %u = %u", r->fd, field, v);
+		__atomic_store_n(&hdr[field], v, __ATOMIC_RELEASE);
+		break;
+	case 1:
+		note("ring %d: bufids[%" PRIu64 "] = %u", r->fd, at, v);
+		((uint32_t *)(r->map + r->bufids_off))[at] = v;
+		break;
+	case 2:
+		if (at >= (uint64_t)r->nr_bufs * r->buf_size)
+			break;
+		note("ring %d: buffer byte %" PRIu64 " = %u", r->fd, at, v & 0xff);
+		r->map[r->bufs_off + at] = (unsigned char)v;
+		break;
+	default:	/* a burst of hand-backs of random ids */
+		note("ring %d: hand back %u ids from %u", r->fd, v % 8, v);
+		for (uint32_t i = 0; i < v % 8; i++) {
+			uint32_t t = hdr[1];
+
+			((uint32_t *)(r->map + r->bufids_off))[t & (r->nr_bufs - 1)] = v + i;
+			__atomic_store_n(&hdr[1], t + 1, __ATOMIC_RELEASE);
+		}
+		break;
+	}
+}
+
+/* An announced READ: take up to len bytes, without blocking. */
+static void ring_take(int fd, uint32_t len)
+{
+	int i;
+
+	for (i = 0; i < MAXFD; i++)
+		if (F.fd[i] == fd && (F.kind[i] == K_READ || F.kind[i] == K_FIFO))
+			break;
+	if (i == MAXFD || len == 0)
+		return;
+	if (len > 65536)
+		len = 65536;
+	if (preadv2(fd, &(struct iovec){ F.arena, len }, 1, -1, RWF_NOWAIT) < 0 &&
+	    errno != EAGAIN)
+		note("ring READ: read(%d, %u): %d", fd, len, -errno);
+}
+
+/*
+ * After hostile writes: skip every event the header claims, and hand every
+ * buffer back (the ones still in use get overwritten: the reader's loss).
+ */
+static void ring_repair(struct fz_ring *r)
+{
+	struct aiopipe_ring_hdr *hdr = (struct aiopipe_ring_hdr *)r->map;
+	uint32_t *ids, i, t;
+
+	if (!r->map || !r->writable)
+		return;
+	ids = (uint32_t *)(r->map + r->bufids_off);
+	t = hdr->buf_head;
+
+	for (i = 0; i < r->nr_bufs; i++)
+		ids[(t + i) & (r->nr_bufs - 1)] = i;
+	__atomic_store_n(&hdr->buf_tail, t + r->nr_bufs, __ATOMIC_RELEASE);
+	__atomic_store_n(&hdr->ev_head, __atomic_load_n(&hdr->ev_tail, __ATOMIC_ACQUIRE),
+			 __ATOMIC_RELEASE);
+	note("ring %d: repaired (ev_head = ev_tail, every buffer handed back)", r->fd);
+}
+
+/* The honest reader: events in order, buffers back, READ bytes taken. */
+static void ring_reap(void)
+{
+	struct fz_ring *r = pick_ring();
+	struct aiopipe_ring_hdr *hdr = (struct aiopipe_ring_hdr *)r->map;
+	struct aiopipe_ring_event *evs;
+	uint32_t *ids, head, n, i;
+
+	if (!r->map || !r->writable)
+		return;
+	evs = (struct aiopipe_ring_event *)(r->map + r->events_off);
+	ids = (uint32_t *)(r->map + r->bufids_off);
+	head = hdr->ev_head;
+	n = __atomic_load_n(&hdr->ev_tail, __ATOMIC_ACQUIRE) - head;
+	if (n > r->entries)
+		n = r->entries;		/* the kernel's field may be scribbled on */
+	for (i = 0; i < n && i < 64; i++) {
+		struct aiopipe_ring_event ev = evs[(head + i) & (r->entries - 1)];
+
+		F.ring_events[ev.type < 4 ? ev.type : 0]++;
+		if (ev.type == AIOPIPE_EV_DATA) {
+			uint32_t t = hdr->buf_tail;
+
+			ids[t & (r->nr_bufs - 1)] = ev.buf;
+			__atomic_store_n(&hdr->buf_tail, t + 1, __ATOMIC_RELEASE);
+		} else if (ev.type == AIOPIPE_EV_READ) {
+			ring_take((int)ev.user_data, ev.len);
+		}
+	}
+	__atomic_store_n(&hdr->ev_head, head + i, __ATOMIC_RELEASE);
+	note("ring %d: reaped %u events", r->fd, i);
+	if ((hdr->flags & AIOPIPE_RING_F_OWED) && r->fd >= 0) {
+		struct aiopipe_ring_wait w = { .min_events = 1 };
+
+		ioctl(r->fd, AIOPIPE_IOC_RING_WAIT, &w);
+	}
+}
+
+/* Bytes for attached pipes: any write end of the pool. */
+static void ring_write(void)
+{
+	size_t len = chance(80) ? 1 + below(chance(50) ? 512 : 70000) : rand_len();
+	int fd = -1, i;
+
+	for (i = 0; i < 16; i++) {
+		int s = pick_slot();
+
+		if (F.kind[s] == K_WRITE || F.kind[s] == K_FIFO) {
+			fd = F.fd[s];
+			break;
+		}
+	}
+	if (len > ARENA)
+		len = ARENA;
+	if (fd < 0)
+		return;
+	i = (int)write(fd, F.arena + below(ARENA - len + 1), len);
+	note("write(%d, %zu) to an attached pipe? = %d", fd, len, i < 0 ? -errno : i);
+}
+
+/* A fresh nonblocking pair, attached at once, with bytes before or after. */
+static void ring_pair_attach(void)
+{
+	struct fz_ring *r = pick_ring();
+	size_t before = chance(30) ? 1 + below(8192) : 0, after = 1 + below(20000);
+	bool close_w = chance(10);
+	int fds[2], ret;
+
+	if (aiopipe_pair(fds, O_NONBLOCK | O_CLOEXEC))
+		return;
+	if (before && write(fds[1], F.arena, before) < 0)
+		before = 0;
+	if (close_w) {
+		close(fds[1]);
+		fds[1] = -1;
+	}
+	ret = r->fd >= 0 ? aiopipe_ring_attach(&(struct aiopipe_ring){ .fd = r->fd },
+					       fds[0], (uint32_t)fds[0]) : -EBADF;
+	if (fds[1] >= 0 && write(fds[1], F.arena + below(ARENA - after), after) < 0)
+		after = 0;
+	note("pair %d/%d attached to ring %d = %d (%zu bytes before, %zu after)", fds[0],
+	     fds[1], r->fd, ret, before, after);
+	put_fd(fds[0], K_READ);
+	if (fds[1] >= 0)
+		put_fd(fds[1], K_WRITE);
+}
+
+/* Close a ring with pipes attached: its fd, its mapping, or both. */
+static void ring_close(void)
+{
+	struct fz_ring *r = pick_ring();
+	unsigned int how = (unsigned int)below(3);
+
+	note("close ring %d (%s)", r->fd, how == 0 ? "fd" : how == 1 ? "mapping" : "both");
+	if (how != 1 && r->fd >= 0) {
+		close(r->fd);
+		r->fd = -1;
+	}
+	if (how != 0 && r->map) {
+		munmap(r->map, r->size);
+		r->map = NULL;
+	}
+	if (r->fd < 0 && !r->map)
+		ring_forget(r);
+}
+
+static void ring_poll(void)
+{
+	struct fz_ring *r = pick_ring();
+	struct pollfd p = { .fd = ring_fd(r), .events = (short)(chance(80) ? POLLIN : rnd()) };
+	int ret = poll(&p, 1, chance(90) ? 0 : 2);
+
+	note("poll(ring %d) = %d revents %#x", p.fd, ret < 0 ? -errno : ret, p.revents);
+}
+
+/* The mix: rings live long enough to carry bytes between creates and closes. */
+static const unsigned char ring_mix[] = {
+	0, 0, 1, 2, 3, 4, 5, 6, 6, 6, 7, 8, 8, 9, 9, 10, 11,
+};
+
+static void do_ring(void)
+{
+	unsigned int op = ring_mix[below(sizeof(ring_mix))];
+
+	F.ring_counts[op]++;
+	switch (op) {
+	case 0: ring_create(); break;
+	case 1: ring_mmap(); break;
+	case 2: ring_attach(); break;
+	case 3: ring_detach(); break;
+	case 4: ring_wait(); break;
+	case 5: ring_hostile(); break;
+	case 6: ring_reap(); break;
+	case 7: ring_repair(pick_ring()); break;
+	case 8: ring_write(); break;
+	case 9: ring_pair_attach(); break;
+	case 10: ring_close(); break;
+	default: ring_poll(); break;
+	}
+}
+
 static void run(uint64_t iterations);
 
 static pid_t wait_pid(pid_t pid, int *status, int flags)
@@ -1030,27 +1507,31 @@ static void reap_kids(bool all)
 
 enum {
 	A_PAIR, A_OPEN, A_IOCTL, A_RW, A_AIO, A_CANCEL, A_REAP, A_DESTROY,
-	A_URING, A_CLOSE, A_MISC, A_REMAP, A_FORK, A_NR
+	A_URING, A_CLOSE, A_MISC, A_REMAP, A_FORK, A_RING, A_NR
 };
 
 static const char *const action_names[A_NR] = {
 	"pair", "open", "ioctl", "rw", "aio", "cancel", "getevents", "destroy",
-	"uring", "close", "misc", "remap", "fork",
+	"uring", "close", "misc", "remap", "fork", "ring",
 };
 
-/* Weights out of 100. */
+/*
+ * Weights out of 100, plus the ring's on top: the draw is below(100) without
+ * ring operations, so --no-ring makes the calls earlier versions made.
+ */
 static const unsigned char weights[A_NR] = {
 	[A_PAIR] = 8, [A_OPEN] = 4, [A_IOCTL] = 14, [A_RW] = 14, [A_AIO] = 16,
 	[A_CANCEL] = 8, [A_REAP] = 6, [A_DESTROY] = 1, [A_URING] = 12,
-	[A_CLOSE] = 8, [A_MISC] = 6, [A_REMAP] = 2, [A_FORK] = 1,
+	[A_CLOSE] = 8, [A_MISC] = 6, [A_REMAP] = 2, [A_FORK] = 1, [A_RING] = 12,
 };
 
 static void run(uint64_t iterations)
 {
+	unsigned int total = 100 + (O.ring ? weights[A_RING] : 0);
 	uint64_t i;
 
 	for (i = 0; i < iterations; i++) {
-		unsigned int w = (unsigned int)below(100), a;
+		unsigned int w = (unsigned int)below(total), a;
 
 		F.iter++;
 		for (a = 0; a < A_NR - 1 && w >= weights[a]; a++)
@@ -1069,7 +1550,8 @@ static void run(uint64_t iterations)
 		case A_CLOSE: do_close(); break;
 		case A_MISC: do_misc(); break;
 		case A_REMAP: do_remap(); break;
-		default: do_fork(); break;
+		case A_FORK: do_fork(); break;
+		default: do_ring(); break;
 		}
 		if (!F.child && (i & 255) == 0)
 			reap_kids(false);
@@ -1105,6 +1587,8 @@ static void setup(void)
 	F.unmapped = (uintptr_t)u;
 	for (i = 0; i < MAXFD; i++)
 		F.fd[i] = -1;
+	for (i = 0; i < NRINGS; i++)
+		F.rings[i].fd = -1;
 	if (io_setup(NIOCB, &F.ctx))
 		F.ctx = 0;
 	F.have_ring = io_uring_queue_init(32, &F.ring, 0) == 0;
@@ -1132,6 +1616,8 @@ static void teardown(void)
 	if (F.have_ring)
 		io_uring_queue_exit(&F.ring);
 	F.have_ring = false;
+	for (i = 0; i < NRINGS; i++)
+		ring_forget(&F.rings[i]);
 	for (i = 0; i < MAXFD; i++)
 		if (F.kind[i] != K_NONE)
 			close(F.fd[i]);
@@ -1166,14 +1652,16 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: aiopipe-fuzz [--iterations N] [--seed S] [--timeout S] [--keep-root]\n"
-"                    [--no-fork] [--no-global-check] [--verbose]\n"
+"                    [--no-fork] [--no-ring] [--no-global-check] [--verbose]\n"
 "Random syscalls against aiopipe (ioctls, iovecs, libaio iocbs, io_cancel,\n"
-"io_uring SQEs, closes, forks), reproducible by seed.\n"
+"io_uring SQEs, ring mode, closes, forks), reproducible by seed.\n"
 "  --iterations N     calls to make (default 20000)\n"
 "  --seed S           the run's seed (default: from the clock; printed)\n"
 "  --timeout S        watchdog: exit 2 after S seconds (default 600)\n"
 "  --keep-root        run as root (default: root drops to uid/gid 65534)\n"
 "  --no-fork          no child processes\n"
+"  --no-ring          no ring mode operations (the calls of versions before\n"
+"                     ring mode, for the same seed)\n"
 "  --no-global-check  skip the final check of the global counters\n"
 "  --verbose          log every call on stderr\n"
 "  -h, --help         this text\n"
@@ -1191,6 +1679,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "keep-root", no_argument, NULL, 'r' },
 		{ "no-fork", no_argument, NULL, 'F' },
+		{ "no-ring", no_argument, NULL, 'R' },
 		{ "no-global-check", no_argument, NULL, 'G' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1209,6 +1698,7 @@ int main(int argc, char **argv)
 		case 't': O.timeout = (unsigned int)strtoul(optarg, NULL, 0); break;
 		case 'r': O.keep_root = true; break;
 		case 'F': O.forks = false; break;
+		case 'R': O.ring = false; break;
 		case 'G': O.global_check = false; break;
 		case 'v': O.verbose = true; break;
 		case 'h': usage(stdout); return 0;
@@ -1251,6 +1741,16 @@ int main(int argc, char **argv)
 	for (a = 0; a < A_NR; a++)
 		fprintf(stderr, " %s=%" PRIu64, action_names[a], F.counts[a]);
 	fprintf(stderr, "\n");
+	if (O.ring) {
+		fprintf(stderr, "aiopipe-fuzz: ring calls:");
+		for (a = 0; a < RING_OPS; a++)
+			fprintf(stderr, " %s=%" PRIu64, ring_op_names[a], F.ring_counts[a]);
+		fprintf(stderr, "; rings created %" PRIu64 "; events reaped: DATA=%" PRIu64
+			" READ=%" PRIu64 " EOF=%" PRIu64 " other=%" PRIu64 "\n", F.rings_created,
+			F.ring_events[AIOPIPE_EV_DATA],
+			F.ring_events[AIOPIPE_EV_READ], F.ring_events[AIOPIPE_EV_EOF],
+			F.ring_events[0]);
+	}
 	printf("%" PRIu64 ",%" PRIu64 ",%.1f,%" PRIu64 ",%" PRIu64 ",%s\n", O.seed, F.iter,
 	       (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9, F.forks,
 	       F.kills, rc ? "FAIL" : "pass");

@@ -33,6 +33,17 @@
  * still in flight) until it can.  Reads are taken in submission order (the
  * order a pipe serves them in), whatever order their completions arrive in.
  *
+ * Ring mode (--ring, docs/ring.md): every reader thread has a ring of its own
+ * (random sizes, from one buffer of 64 bytes up) and attaches its read end
+ * to it: it reaps DATA events (their buffers held a while and handed back
+ * in any order), reads exactly what READ events announce, and takes EOF
+ * from the EOF event.  It detaches now and then and reads as above (its
+ * reads drained before it attaches again), sometimes closes its ring and
+ * makes a new one, and on an early end closes its end while attached.  An
+ * event of a stale attachment, after EOF, with a bad buffer id or length,
+ * a buffer delivered twice, or an announced byte missing fails the run;
+ * the ledger checks the bytes as for reads.
+ *
  * Output: one CSV row (with --header a header first) on stdout, progress
  * and diagnostics on stderr.  Exit status 0 only if nothing was lost,
  * duplicated or corrupted, every request completed exactly once, nothing
@@ -94,6 +105,7 @@ static struct {
 	bool chaos;
 	bool header;
 	bool verbose;
+	bool ring;		/* readers reap through a ring */
 	int inject;		/* checker self-test: 1 lose, 2 duplicate, 3 corrupt */
 } O = {
 	.seconds = 10,
@@ -116,6 +128,8 @@ struct results {
 	uint64_t bad_completions;	/* a request completed twice or never */
 	uint64_t counter_leaks;		/* counters not back to zero */
 	uint64_t stalls;
+	uint64_t ring_data, ring_read, ring_eof;	/* events reaped (--ring) */
+	uint64_t ring_attaches;
 	uint64_t done;			/* the process reached its end */
 };
 
@@ -1182,6 +1196,23 @@ static void *writer_main(void *arg)
 
 /* ---- reader ------------------------------------------------------------------------ */
 
+/* Bytes the reader got, in stream order, to the verifier. */
+static void deliver(struct chan *c, unsigned char *p, size_t n)
+{
+	if (O.inject && c->id == 0 && c->read_total > 100000) {
+		/* --inject: prove the checker sees it */
+		if (O.inject == 3)
+			p[n / 2] ^= 0x40;
+		if (O.inject == 2)
+			stash_add(c, p, n);
+		if (O.inject != 1)
+			stash_add(c, p, n);
+		O.inject = 0;
+	} else {
+		stash_add(c, p, n);
+	}
+}
+
 /* Process completed reads in submission order. */
 static void read_consume(struct ioside *s)
 {
@@ -1205,18 +1236,7 @@ static void read_consume(struct ioside *s)
 					     s->eof_slot.what, s->eof_slot.nowait ? ", nowait" : "",
 					     s->eof_slot.cancelled ? ", cancelled" : "", s->eof_slot.len,
 					     s->eof_slot.writer_done ? "had" : "had not");
-				if (O.inject && c->id == 0 && c->read_total > 100000) {
-					/* --inject: prove the checker sees it */
-					if (O.inject == 3)
-						sl->buf[sl->res / 2] ^= 0x40;
-					if (O.inject == 2)
-						stash_add(c, sl->buf, (size_t)sl->res);
-					if (O.inject != 1)
-						stash_add(c, sl->buf, (size_t)sl->res);
-					O.inject = 0;
-				} else {
-					stash_add(c, sl->buf, (size_t)sl->res);
-				}
+				deliver(c, sl->buf, (size_t)sl->res);
 			} else if (sl->res == 0) {
 				if (!s->eof)
 					s->eof_slot = *sl;
@@ -1359,6 +1379,351 @@ static void r_poll(struct ioside *s, int fd)
 		r_sync(s, fd, 2);
 }
 
+/* ---- ring mode (--ring): the reader reaps a ring ------------------------------------ */
+
+static bool fault_result(long res);
+
+struct rside {
+	struct aiopipe_ring r;
+	bool have;		/* the ring is set up */
+	bool attached;		/* this epoch's read end is attached */
+	uint32_t gen;		/* attachments so far: user_data's low half */
+	uint64_t tag;		/* user_data of the current attachment */
+	unsigned char *held;	/* per buffer: the reader holds it */
+	uint32_t *held_ids;
+	unsigned int nheld;
+	unsigned char *rbuf;	/* a READ event's bytes */
+	size_t rbuf_cap;
+};
+
+static void ring_new(struct rside *rs, struct chan *c, struct rng *rng)
+{
+	unsigned int entries = 1u << below(rng, 10), nr_bufs = 1u << below(rng, 6);
+	unsigned int buf_size = 64u << below(rng, 11);
+	int ret, tries = 0;
+
+	while ((size_t)nr_bufs * buf_size > (512u << 10))
+		nr_bufs /= 2;
+	while ((ret = aiopipe_ring_setup(&rs->r, entries, nr_bufs, buf_size, O_CLOEXEC))) {
+		if (!(O.allow_faults && ret == -ENOMEM) || ++tries > 1000) {
+			msg("chan %u: aiopipe_ring_setup(%u entries, %u buffers of %u bytes): %s%s",
+			    c->id, entries, nr_bufs, buf_size, strerror(-ret),
+			    ret == -ENOMEM ? " (RLIMIT_MEMLOCK?)" : "");
+			_exit(1);
+		}
+		ADD(fault_errors, 1);
+		usleep(1000);
+	}
+	rs->held = calloc(nr_bufs, 1);
+	rs->held_ids = calloc(nr_bufs, sizeof(*rs->held_ids));
+	if (!rs->held || !rs->held_ids) {
+		msg("out of memory");
+		_exit(1);
+	}
+	rs->nheld = 0;
+	rs->have = true;
+}
+
+static void ring_free(struct rside *rs)
+{
+	aiopipe_ring_exit(&rs->r);
+	free(rs->held);
+	free(rs->held_ids);
+	rs->held = NULL;
+	rs->held_ids = NULL;
+	rs->nheld = 0;
+	rs->have = false;
+	rs->attached = false;
+}
+
+/* Hand back the buffers held, in a random order. */
+static void ring_release(struct rside *rs, struct rng *rng)
+{
+	while (rs->nheld) {
+		unsigned int i = (unsigned int)below(rng, rs->nheld);
+		uint32_t id = rs->held_ids[i];
+
+		rs->held_ids[i] = rs->held_ids[--rs->nheld];
+		rs->held[id] = 0;
+		aiopipe_ring_give_back(&rs->r, id);
+	}
+}
+
+static void ring_data(struct rside *rs, struct ioside *s, const struct aiopipe_ring_event *ev,
+		      bool discard)
+{
+	struct chan *c = s->c;
+
+	if (ev->buf >= rs->r.nr_bufs || !ev->len || ev->len > rs->r.buf_size) {
+		FAIL(unexpected, "chan %u epoch %u: ring DATA event with buffer %u, length %u (%u buffers of %u bytes)",
+		     c->id, c->epoch, ev->buf, ev->len, rs->r.nr_bufs, rs->r.buf_size);
+		return;
+	}
+	if (rs->held[ev->buf]) {
+		FAIL(bad_completions, "chan %u epoch %u: ring buffer %u delivered again while the reader holds it",
+		     c->id, c->epoch, ev->buf);
+		return;
+	}
+	ADD(ring_data, 1);
+	if (!discard)
+		deliver(c, aiopipe_ring_buf(&rs->r, ev->buf), ev->len);
+	/* hold some buffers a while: they come back out of order */
+	if (!discard && chance(s->rng, 30) && rs->nheld < rs->r.nr_bufs / 2) {
+		rs->held[ev->buf] = 1;
+		rs->held_ids[rs->nheld++] = ev->buf;
+	} else {
+		aiopipe_ring_give_back(&rs->r, ev->buf);
+	}
+}
+
+/*
+ * A READ event: exactly @len bytes are in the pipe now.  Read without
+ * waiting for data, so that a missing byte shows; RWF_NOWAIT also gives
+ * EAGAIN while another call holds the channel (it never sleeps, not even
+ * on the lock): that is tried again, for up to a second.
+ */
+static void ring_read(struct rside *rs, struct ioside *s, int fd, uint32_t len)
+{
+	struct chan *c = s->c;
+	size_t got = 0;
+	int faults = 0, busy = 0;
+
+	ADD(ring_read, 1);
+	if (rs->rbuf_cap < len) {
+		free(rs->rbuf);
+		rs->rbuf_cap = len;
+		rs->rbuf = malloc(len);
+		if (!rs->rbuf) {
+			msg("out of memory");
+			_exit(1);
+		}
+	}
+	while (got < len) {
+		ssize_t n = preadv2(fd, &(struct iovec){ rs->rbuf + got, len - got }, 1, -1,
+				    RWF_NOWAIT);
+
+		if (n < 0 && fault_result(-errno) && ++faults < 1000)
+			continue;
+		if (n < 0 && errno == EAGAIN && ++busy < 2000) {
+			usleep(500);
+			continue;
+		}
+		if (n <= 0) {
+			FAIL(unexpected, "chan %u epoch %u: a ring READ event announced %u bytes, the pipe gave %zu, then %s",
+			     c->id, c->epoch, len, got, n ? strerror(errno) : "EOF");
+			break;
+		}
+		got += (size_t)n;
+	}
+	ADD(sync_ops, 1);
+	if (got)
+		deliver(c, rs->rbuf, got);
+}
+
+/*
+ * One event.  @discard: the read end is closed (an early end): buffers
+ * go back unread, READ events have nothing left to read.
+ */
+static void ring_event(struct rside *rs, struct ioside *s, int fd,
+		       const struct aiopipe_ring_event *ev, bool discard)
+{
+	struct chan *c = s->c;
+
+	if (ev->user_data != rs->tag) {
+		FAIL(unexpected, "chan %u epoch %u: ring event type %u len %u for user_data %#llx, not the attachment's %#llx",
+		     c->id, c->epoch, ev->type, ev->len, (unsigned long long)ev->user_data,
+		     (unsigned long long)rs->tag);
+		if (ev->type == AIOPIPE_EV_DATA && ev->buf < rs->r.nr_bufs && !rs->held[ev->buf])
+			aiopipe_ring_give_back(&rs->r, ev->buf);
+		return;
+	}
+	if (s->eof && !discard)
+		FAIL(unexpected, "chan %u epoch %u: ring event type %u len %u after EOF",
+		     c->id, c->epoch, ev->type, ev->len);
+	switch (ev->type) {
+	case AIOPIPE_EV_DATA:
+		ring_data(rs, s, ev, discard);
+		break;
+	case AIOPIPE_EV_READ:
+		if (!ev->len)
+			FAIL(unexpected, "chan %u epoch %u: ring READ event of 0 bytes",
+			     c->id, c->epoch);
+		else if (!discard)
+			ring_read(rs, s, fd, ev->len);
+		break;
+	case AIOPIPE_EV_EOF:
+		ADD(ring_eof, 1);
+		if (!discard && !s->eof) {
+			pthread_mutex_lock(&c->lock);
+			s->eof_slot = (struct slot){ .what = "ring EOF event",
+						     .writer_done = c->writer_done };
+			pthread_mutex_unlock(&c->lock);
+		}
+		s->eof = true;
+		break;
+	default:
+		FAIL(unexpected, "chan %u epoch %u: ring event of unknown type %u (len %u, buf %u)",
+		     c->id, c->epoch, ev->type, ev->len, ev->buf);
+		break;
+	}
+}
+
+/* Handle every event posted now; returns how many. */
+static unsigned int ring_drain(struct rside *rs, struct ioside *s, int fd, bool discard)
+{
+	struct aiopipe_ring_event *ev;
+	unsigned int n = 0;
+
+	while ((ev = aiopipe_ring_peek(&rs->r))) {
+		ring_event(rs, s, fd, ev, discard);
+		aiopipe_ring_advance(&rs->r, 1);
+		n++;
+	}
+	if (n && !discard)
+		verify_try(s->c);
+	return n;
+}
+
+/* Wait up to @ms for @min events (this also lets owed events in), reap. */
+static void ring_reap(struct rside *rs, struct ioside *s, int fd, unsigned int min, int ms)
+{
+	int ret;
+
+	s->c->rwhat = "ring wait";
+	ret = aiopipe_ring_wait(&rs->r, min, (long long)ms * 1000000);
+	if (ret < 0 && ret != -ETIME && ret != -EINTR)
+		FAIL(unexpected, "chan %u: AIOPIPE_IOC_RING_WAIT(min %u, %d ms): %s",
+		     s->c->id, min, ms, strerror(-ret));
+	s->c->rwhat = "ring reap";
+	ring_drain(rs, s, fd, false);
+}
+
+/*
+ * Attach the epoch's read end.  No read may be in flight: a queued read
+ * is served before the ring, and its bytes would not be in event order.
+ */
+static void ring_attach_fd(struct rside *rs, struct ioside *s, int fd, struct rng *rng)
+{
+	struct chan *c = s->c;
+	int ret, tries = 0;
+
+	c->rwhat = "drain reads for an attach";
+	side_drain(s, true);
+	read_consume(s);
+	if (s->eof)
+		return;
+	if (!rs->have)
+		ring_new(rs, c, rng);
+	rs->gen++;
+	rs->tag = ((uint64_t)c->epoch << 32) | rs->gen;
+	c->rwhat = "ring attach";
+	while ((ret = aiopipe_ring_attach(&rs->r, fd, rs->tag))) {
+		if (!(O.allow_faults && ret == -ENOMEM) || ++tries > 1000) {
+			FAIL(unexpected, "chan %u epoch %u: AIOPIPE_IOC_RING_ATTACH(fd %d): %s",
+			     c->id, c->epoch, fd, strerror(-ret));
+			return;
+		}
+		ADD(fault_errors, 1);
+		usleep(1000);
+	}
+	rs->attached = true;
+	ADD(ring_attaches, 1);
+}
+
+/*
+ * Detach: no event comes after the ioctl, those before are handled (a
+ * READ event's bytes are still in the pipe); sometimes the ring goes too.
+ */
+static void ring_detach_fd(struct rside *rs, struct ioside *s, int fd, struct rng *rng)
+{
+	struct chan *c = s->c;
+	bool close_ring = chance(rng, 30);
+	int ret;
+
+	c->rwhat = "ring detach";
+	ret = aiopipe_ring_detach(&rs->r, fd);
+	if (ret)
+		FAIL(unexpected, "chan %u epoch %u: AIOPIPE_IOC_RING_DETACH(fd %d): %s",
+		     c->id, c->epoch, fd, strerror(-ret));
+	ring_drain(rs, s, fd, false);
+	rs->attached = false;
+	rs->gen++;
+	rs->tag = 0;
+	if (close_ring) {
+		ring_release(rs, rng);
+		ring_free(rs);
+	}
+}
+
+/* One reader step while attached. */
+static void ring_step(struct rside *rs, struct ioside *s, int fd, struct rng *rng)
+{
+	unsigned int op = (unsigned int)below(rng, 40);
+
+	if (op < 28) {
+		ring_reap(rs, s, fd, 1, 10);
+	} else if (op < 32) {
+		ring_reap(rs, s, fd, 1 + (unsigned int)below(rng, rs->r.ev_mask + 1), 5);
+	} else if (op < 35) {
+		ring_release(rs, rng);
+	} else if (op < 38) {
+		struct pollfd p = { .fd = rs->r.fd, .events = POLLIN };
+
+		s->c->rwhat = "ring poll";
+		if (poll(&p, 1, 10) < 0 && errno != EINTR)
+			FAIL(unexpected, "chan %u: poll of the ring fd: %s", s->c->id, strerror(errno));
+		ring_drain(rs, s, fd, false);
+	} else {
+		ring_detach_fd(rs, s, fd, rng);
+	}
+}
+
+/* After EOF: nothing left in the pipe that no event announced. */
+static void ring_check_drained(struct rside *rs, struct ioside *s, int fd)
+{
+	struct chan *c = s->c;
+	unsigned char b[4096];
+	ssize_t n;
+
+	/* no writer is left: a blocking read returns at once */
+	do {
+		n = read(fd, b, sizeof(b));
+	} while (n < 0 && (fault_result(-errno) || errno == EINTR));
+	if (n > 0) {
+		FAIL(unexpected, "chan %u epoch %u: %zd bytes in the pipe after the ring's EOF event, announced by no event",
+		     c->id, c->epoch, n);
+		deliver(c, b, (size_t)n);
+	}
+	if (aiopipe_ring_ready(&rs->r))
+		FAIL(unexpected, "chan %u epoch %u: %u ring events after EOF",
+		     c->id, c->epoch, aiopipe_ring_ready(&rs->r));
+}
+
+/*
+ * An early end while attached: reap, then close the end (which detaches
+ * it), sometimes the ring first; what is left is discarded.
+ */
+static void ring_abrupt_close(struct rside *rs, struct ioside *s, int fd, struct rng *rng)
+{
+	struct chan *c = s->c;
+	bool ring_first = chance(rng, 30);
+
+	ring_drain(rs, s, fd, false);
+	if (ring_first) {
+		ring_release(rs, rng);
+		ring_free(rs);
+	}
+	pthread_rwlock_wrlock(&c->fdlock);
+	close(fd);
+	c->rfd = -1;
+	pthread_rwlock_unlock(&c->fdlock);
+	if (rs->have)
+		ring_drain(rs, s, fd, true);
+	rs->attached = false;
+	rs->gen++;
+	rs->tag = 0;
+}
+
 static void open_epoch(struct chan *c, struct rng *rng)
 {
 	static const unsigned int caps[] = { 4096, 8192, 16384, 65536, 262144, 1 << 20 };
@@ -1441,10 +1806,25 @@ static void close_epoch(struct chan *c, struct ioside *s, bool abrupt)
 		ADD(abrupt_epochs, 1);
 }
 
+/* Until EOF after the writer's end: the ring's events, or reads. */
+static void read_to_eof(struct rside *rs, struct ioside *s, int fd)
+{
+	while (!s->eof && !stopping) {
+		if (rs->attached)
+			ring_reap(rs, s, fd, 1, 10);
+		else
+			r_sync(s, fd, 0);
+		s->c->rbeat++;
+	}
+	if (rs->attached && s->eof)
+		ring_check_drained(rs, s, fd);
+}
+
 static void *reader_main(void *arg)
 {
 	struct chan *c = arg;
 	struct rng rng = { mix64(O.seed ^ (c->id * 2 + 2) ^ 0x5eed) };
+	struct rside rs = { 0 };
 	struct ioside s;
 
 	side_init(&s, c, &rng, false, O.max_read, R_DEPTH + 2);
@@ -1462,12 +1842,22 @@ static void *reader_main(void *arg)
 		side_retry_setup(&s);
 		s.eof = false;
 		s.next_order = s.head_order = 0;
+		if (O.ring && chance(&rng, 80))
+			ring_attach_fd(&rs, &s, fd, &rng);
 		while (!s.eof && !stopping) {
 			c->rbeat++;
 			ADD(ops, 1);
 			if (op++ == abrupt_at) {
 				abrupt = true;
 				break;
+			}
+			if (rs.attached) {
+				ring_step(&rs, &s, fd, &rng);
+				continue;
+			}
+			if (O.ring && chance(&rng, 10)) {
+				ring_attach_fd(&rs, &s, fd, &rng);
+				continue;
 			}
 			switch (below(&rng, 20)) {
 			case 0: case 1: case 2: case 3: case 4: case 5:
@@ -1506,10 +1896,14 @@ static void *reader_main(void *arg)
 			c->reader_closed = true;
 			pthread_mutex_unlock(&c->lock);
 			check_chan_idle(c, fd, IDLE_READS, "after the reader's requests");
-			pthread_rwlock_wrlock(&c->fdlock);
-			close(fd);
-			c->rfd = -1;
-			pthread_rwlock_unlock(&c->fdlock);
+			if (rs.attached) {
+				ring_abrupt_close(&rs, &s, fd, &rng);
+			} else {
+				pthread_rwlock_wrlock(&c->fdlock);
+				close(fd);
+				c->rfd = -1;
+				pthread_rwlock_unlock(&c->fdlock);
+			}
 		}
 		c->rwhat = "waiting for the writer to finish the epoch";
 		pthread_mutex_lock(&c->lock);
@@ -1518,18 +1912,21 @@ static void *reader_main(void *arg)
 		pthread_mutex_unlock(&c->lock);
 		if (!abrupt) {
 			/* anything a late writer request left must still be read */
-			while (!s.eof && !stopping) {
-				r_sync(&s, fd, 0);
-				c->rbeat++;
-			}
+			read_to_eof(&rs, &s, fd);
 			check_chan_idle(c, fd, IDLE_ALL, "at the end of the epoch");
 			pthread_rwlock_wrlock(&c->fdlock);
 			close(fd);
 			c->rfd = -1;
 			pthread_rwlock_unlock(&c->fdlock);
+			rs.attached = false;
 		}
+		if (rs.have)
+			ring_release(&rs, &rng);
 		close_epoch(c, &s, abrupt);
 	}
+	if (rs.have)
+		ring_free(&rs);
+	free(rs.rbuf);
 	pthread_mutex_lock(&c->lock);
 	c->finished = true;
 	pthread_cond_broadcast(&c->cond);
@@ -2153,8 +2550,8 @@ static void usage(FILE *f)
 	fprintf(f,
 "usage: aiopipe-soak [--seconds D] [--channels C] [--procs P] [--seed S]\n"
 "                    [--max-write B] [--max-read B] [--stall S] [--no-chaos]\n"
-"                    [--allow-faults] [--fail-self] [--header] [--verbose]\n"
-"                    [--inject KIND]\n"
+"                    [--allow-faults] [--fail-self] [--ring] [--header]\n"
+"                    [--verbose] [--inject KIND]\n"
 "Stress aiopipe for D seconds over C channels in P worker processes plus a\n"
 "chaos process (fork + kill -9 with requests pending, io_destroy, full\n"
 "completion rings).  Every byte is checked.\n"
@@ -2168,6 +2565,8 @@ static void usage(FILE *f)
 "  --no-chaos       no chaos process\n"
 "  --allow-faults   ENOMEM/EFAULT results are acceptable (fault injection on)\n"
 "  --fail-self      every thread sets /proc/thread-self/make-it-fail\n"
+"  --ring           readers reap through a ring of their own (ring mode),\n"
+"                   detaching and reading now and then\n"
 "  --header         print the CSV header before the row\n"
 "  --verbose        progress lines on stderr\n"
 "  --inject KIND    self-test of the checker: lose, duplicate or corrupt one\n"
@@ -2185,7 +2584,8 @@ static const char *const csv_cols[] = {
 	"poll_ops", "bytes_written", "bytes_read", "bytes_verified", "lost",
 	"duplicated", "corrupt", "discarded", "epochs", "abrupt_epochs", "cancels",
 	"switches", "kills", "destroys", "fault_errors", "unexpected",
-	"bad_completions", "counter_leaks", "stalls", "result",
+	"bad_completions", "counter_leaks", "stalls", "ring_data", "ring_read",
+	"ring_eof", "ring_attaches", "result",
 };
 
 static int global_idle(struct aiopipe_stats *st)
@@ -2226,6 +2626,7 @@ int main(int argc, char **argv)
 		{ "no-chaos", no_argument, NULL, 'n' },
 		{ "allow-faults", no_argument, NULL, 'f' },
 		{ "fail-self", no_argument, NULL, 'F' },
+		{ "ring", no_argument, NULL, 'r' },
 		{ "header", no_argument, NULL, 'H' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "inject", required_argument, NULL, 'I' },
@@ -2252,6 +2653,7 @@ int main(int argc, char **argv)
 		case 'n': O.chaos = false; break;
 		case 'f': O.allow_faults = true; break;
 		case 'F': O.fail_self = true; break;
+		case 'r': O.ring = true; break;
 		case 'H': O.header = true; break;
 		case 'v': O.verbose = true; break;
 		case 'I':
@@ -2277,9 +2679,9 @@ int main(int argc, char **argv)
 		O.procs = O.channels;
 	if (!seeded)
 		O.seed = (uint64_t)now_ns() ^ ((uint64_t)getpid() << 32);
-	fprintf(stderr, "aiopipe-soak: seed %" PRIu64 ", %.1f s, %u channels, %u processes%s%s\n",
+	fprintf(stderr, "aiopipe-soak: seed %" PRIu64 ", %.1f s, %u channels, %u processes%s%s%s\n",
 		O.seed, O.seconds, O.channels, O.procs, O.chaos ? " + chaos" : "",
-		O.allow_faults ? ", faults allowed" : "");
+		O.allow_faults ? ", faults allowed" : "", O.ring ? ", ring mode" : "");
 	if (aiopipe_stats(-1, &st)) {
 		fprintf(stderr, "aiopipe-soak: %s: %s (is aiopipe.ko loaded?)\n",
 			AIOPIPE_DEV_FACTORY, strerror(errno));
@@ -2350,14 +2752,16 @@ int main(int argc, char **argv)
 	printf("%" PRIu64 ",%.1f,%u,%u,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 	       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 	       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
-	       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%s\n",
+	       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+	       ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%s\n",
 	       O.seed, (now_ns() - t_start) / 1e9, O.procs, O.channels, sum.ops,
 	       sum.sync_ops, sum.aio_ops, sum.uring_ops, sum.poll_ops,
 	       sum.bytes_written, sum.bytes_read, sum.bytes_verified, sum.lost,
 	       sum.duplicated, sum.corrupt, sum.discarded, sum.epochs,
 	       sum.abrupt_epochs, sum.cancels, sum.switches, sum.kills,
 	       sum.destroys, sum.fault_errors, sum.unexpected, sum.bad_completions,
-	       sum.counter_leaks, sum.stalls, ok ? "pass" : "FAIL");
+	       sum.counter_leaks, sum.stalls, sum.ring_data, sum.ring_read, sum.ring_eof,
+	       sum.ring_attaches, ok ? "pass" : "FAIL");
 	fflush(stdout);
 	if (!ok)
 		fprintf(stderr, "aiopipe-soak: FAILED (seed %" PRIu64 ")\n", O.seed);

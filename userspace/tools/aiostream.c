@@ -15,6 +15,10 @@
  *   pipe-rw              kernel pipe, read()/write()
  *   pipe-splice          kernel pipe, vmsplice() writer (no copy in), read()
  *
+ * --ring, with an aiopipe mode: the read end is attached to a mapped ring
+ * (ring mode, docs/ring.md) and the reader reaps its DATA, READ and EOF
+ * events instead of reading; the mode column says "<mode>+ring".
+ *
  * MB is 2^20 bytes, as in aio-stress.
  */
 #include <errno.h>
@@ -53,6 +57,12 @@ static const char *const csv_counters[] = {
 };
 #define NR_CSV_COUNTERS (sizeof(csv_counters) / sizeof(csv_counters[0]))
 
+/* ring mode: in the summary on stderr, not in the CSV */
+static const char *const ring_counters[] = {
+	"ring_buffers", "ring_bytes", "ring_spilled", "ring_owed",
+};
+#define NR_RING_COUNTERS (sizeof(ring_counters) / sizeof(ring_counters[0]))
+
 #define PERIOD		((1u << 20) + 4093)	/* pattern period, bytes */
 #define MAX_BLOCK	(16u << 20)
 
@@ -65,6 +75,9 @@ static struct {
 	unsigned int capacity;
 	bool header;
 	unsigned int stall;
+	bool ring;			/* --ring: the reader reaps a ring */
+	unsigned int ring_bufs;
+	unsigned int ring_buf_size;
 
 	int rfd, wfd;
 	unsigned char *pat;		/* PERIOD + block bytes */
@@ -117,6 +130,17 @@ static bool is_aio(void)
 static bool is_aiopipe(void)
 {
 	return S.mode <= M_AIOPIPE_RW;
+}
+
+/* The mode as the CSV and the messages name it. */
+static const char *mode_label(void)
+{
+	static char label[64];
+
+	if (!S.ring)
+		return mode_names[S.mode];
+	snprintf(label, sizeof(label), "%s+ring", mode_names[S.mode]);
+	return label;
 }
 
 /* ---- the pattern: byte k of the stream is pat[k % PERIOD] ------------------- */
@@ -343,6 +367,135 @@ static unsigned long long read_aio(void)
 	return off;
 }
 
+/* ---- ring mode: the reader reaps events ----------------------------------------- */
+
+struct ring_reader {
+	struct aiopipe_ring r;
+	unsigned char *buf;		/* S.block bytes, for READ events */
+	unsigned long long off;
+	unsigned long long data_events, read_events;
+	bool eof;
+};
+
+static void ring_open(struct ring_reader *rr)
+{
+	unsigned int entries = S.ring_bufs * 4;
+	int ret;
+
+	if (entries < 16)
+		entries = 16;
+	if (entries > AIOPIPE_RING_MAX)
+		entries = AIOPIPE_RING_MAX;
+	ret = aiopipe_ring_setup(&rr->r, entries, S.ring_bufs, S.ring_buf_size,
+				 O_CLOEXEC);
+	if (ret == -ENOTTY)
+		die(2, "--ring: this aiopipe module has no ring mode (AIOPIPE_IOC_RING_CREATE: %s)",
+		    strerror(-ret));
+	if (ret == -ENOMEM)
+		die(1, "aiopipe_ring_setup(%u entries, %u buffers of %u bytes): %s (RLIMIT_MEMLOCK, ulimit -l?)",
+		    entries, S.ring_bufs, S.ring_buf_size, strerror(-ret));
+	if (ret < 0) {
+		errno = -ret;
+		die_errno("aiopipe_ring_setup(%u entries, %u buffers of %u bytes)",
+			  entries, S.ring_bufs, S.ring_buf_size);
+	}
+	ret = aiopipe_ring_attach(&rr->r, S.rfd, 0);
+	if (ret < 0) {
+		errno = -ret;
+		die_errno("aiopipe_ring_attach(fd %d)", S.rfd);
+	}
+	if (posix_memalign((void **)&rr->buf, 4096, S.block))
+		die(1, "out of memory");
+}
+
+static void ring_data(struct ring_reader *rr, const struct aiopipe_ring_event *ev)
+{
+	if (ev->buf >= rr->r.nr_bufs || !ev->len || ev->len > rr->r.buf_size)
+		die(1, "ring: DATA event with buffer %u, length %u (%u buffers of %u bytes) at offset %llu",
+		    ev->buf, ev->len, rr->r.nr_bufs, rr->r.buf_size, rr->off);
+	verify(aiopipe_ring_buf(&rr->r, ev->buf), ev->len, rr->off);
+	aiopipe_ring_give_back(&rr->r, ev->buf);
+	rr->off += ev->len;
+	rr->data_events++;
+}
+
+/* READ event: exactly @len announced bytes are in the pipe, in order. */
+static void ring_read(struct ring_reader *rr, unsigned int len)
+{
+	unsigned int left = len;
+
+	while (left) {
+		size_t want = left < S.block ? left : S.block;
+		ssize_t n = read(S.rfd, rr->buf, want);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			die_errno("ring: read of %zu of the %u bytes a READ event announced at offset %llu",
+				  want, len, rr->off);
+		if (n == 0)
+			die(1, "ring: EOF with %u of the %u bytes a READ event announced unread at offset %llu",
+			    left, len, rr->off);
+		verify(rr->buf, (size_t)n, rr->off);
+		rr->off += (unsigned long long)n;
+		left -= (unsigned int)n;
+	}
+	rr->read_events++;
+}
+
+static void ring_event(struct ring_reader *rr, const struct aiopipe_ring_event *ev)
+{
+	if (ev->user_data != 0)
+		die(1, "ring: event of type %u for user_data %llu, not this pipe's",
+		    ev->type, (unsigned long long)ev->user_data);
+	if (rr->eof)
+		die(1, "ring: event of type %u, length %u after EOF at offset %llu",
+		    ev->type, ev->len, rr->off);
+	switch (ev->type) {
+	case AIOPIPE_EV_DATA:
+		ring_data(rr, ev);
+		break;
+	case AIOPIPE_EV_READ:
+		ring_read(rr, ev->len);
+		break;
+	case AIOPIPE_EV_EOF:
+		rr->eof = true;
+		break;
+	default:
+		die(1, "ring: unknown event type %u (length %u) at offset %llu",
+		    ev->type, ev->len, rr->off);
+	}
+}
+
+/* Reap DATA, READ and EOF events until EOF; every byte verified. */
+static unsigned long long read_ring(void)
+{
+	struct ring_reader rr = { 0 };
+	struct aiopipe_ring_event *ev;
+
+	ring_open(&rr);
+	while (!rr.eof) {
+		int ret = aiopipe_ring_wait(&rr.r, 1, -1);
+
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			errno = -ret;
+			die_errno("aiopipe_ring_wait at offset %llu", rr.off);
+		}
+		while ((ev = aiopipe_ring_peek(&rr.r))) {
+			ring_event(&rr, ev);
+			aiopipe_ring_advance(&rr.r, 1);
+		}
+		__atomic_store_n(&S.got, rr.off, __ATOMIC_RELAXED);
+	}
+	fprintf(stderr, "aiostream: ring: %llu DATA events, %llu READ events, %u buffers of %u bytes\n",
+		rr.data_events, rr.read_events, rr.r.nr_bufs, rr.r.buf_size);
+	aiopipe_ring_exit(&rr.r);
+	free(rr.buf);
+	return rr.off;
+}
+
 /* ---- timer, stall watchdog ------------------------------------------------------ */
 
 static void *watchdog(void *arg)
@@ -364,7 +517,7 @@ static void *watchdog(void *arg)
 			last_change = now;
 		} else if (now - last_change > S.stall * 1000000000ull) {
 			fprintf(stderr, "aiostream: stalled: no data for %u s after %llu bytes (mode %s, block %zu, depth %u)\n",
-				S.stall, g, mode_names[S.mode], S.block, S.depth);
+				S.stall, g, mode_label(), S.block, S.depth);
 			_exit(3);
 		}
 	}
@@ -383,6 +536,12 @@ static void usage(FILE *f)
 "                     aiopipe-rw | pipe-rw | pipe-splice (default aio-direct)\n"
 "  -b, --block B      bytes per read and per write (default 65536; k/m suffix)\n"
 "  -q, --depth D      reads in flight, aio modes (default 8)\n"
+"      --ring         the reader reaps a ring the read end is attached to\n"
+"                     (aiopipe modes; the CSV mode is MODE+ring, depth the\n"
+"                     number of buffers)\n"
+"      --ring-bufs N  ring buffers, a power of two (default 32)\n"
+"      --ring-buf-size B  bytes per ring buffer, a power of two, 64..1m\n"
+"                     (default 65536)\n"
 "  -M, --mbytes M     move M MiB ...\n"
 "  -d, --seconds S    ... or write for S seconds (default 1)\n"
 "      --capacity C   pipe capacity in bytes (default 65536, as a kernel pipe)\n"
@@ -421,19 +580,25 @@ static void print_header(void)
 	printf("\n");
 }
 
-static void counters(unsigned long long *out)
+/* The global counters @names, 0 in the kernel pipe modes. */
+static void counters(const char *const *names, size_t nr, unsigned long long *out)
 {
 	struct aiopipe_stats st;
 	int i, n = aiopipe_stat_count();
 	size_t c;
 
-	memset(out, 0, NR_CSV_COUNTERS * sizeof(*out));
+	memset(out, 0, nr * sizeof(*out));
 	if (!is_aiopipe() || aiopipe_stats(-1, &st) < 0)
 		return;
-	for (c = 0; c < NR_CSV_COUNTERS; c++)
+	for (c = 0; c < nr; c++)
 		for (i = 0; i < n; i++)
-			if (!strcmp(aiopipe_stat_name(i), csv_counters[c]))
+			if (!strcmp(aiopipe_stat_name(i), names[c]))
 				out[c] = aiopipe_stat_value(&st, i);
+}
+
+static bool power_of_two(unsigned long long v)
+{
+	return v && !(v & (v - 1));
 }
 
 static void open_pipe(void)
@@ -475,6 +640,9 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 'd' },
 		{ "capacity", required_argument, NULL, 'C' },
 		{ "stall", required_argument, NULL, 'S' },
+		{ "ring", no_argument, NULL, 'r' },
+		{ "ring-bufs", required_argument, NULL, 'N' },
+		{ "ring-buf-size", required_argument, NULL, 'Z' },
 		{ "no-header", no_argument, NULL, 'H' },
 		{ "print-header", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
@@ -482,6 +650,8 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	unsigned long long before[NR_CSV_COUNTERS], after[NR_CSV_COUNTERS];
+	unsigned long long rbefore[NR_RING_COUNTERS], rafter[NR_RING_COUNTERS];
+	unsigned long long v;
 	unsigned long long t0, t1, got;
 	pthread_t wt, wd;
 	struct utsname u;
@@ -497,6 +667,8 @@ int main(int argc, char **argv)
 	S.capacity = 65536;
 	S.header = true;
 	S.stall = 20;
+	S.ring_bufs = 32;
+	S.ring_buf_size = 65536;
 	while ((opt = getopt_long(argc, argv, "m:b:q:M:d:h", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'm':
@@ -531,6 +703,23 @@ int main(int argc, char **argv)
 		case 'S':
 			S.stall = (unsigned int)parse_size("--stall", optarg);
 			break;
+		case 'r':
+			S.ring = true;
+			break;
+		case 'N':
+			v = parse_size("--ring-bufs", optarg);
+			if (!power_of_two(v) || v > AIOPIPE_RING_MAX)
+				die(2, "--ring-bufs: a power of two up to %u, not '%s'",
+				    AIOPIPE_RING_MAX, optarg);
+			S.ring_bufs = (unsigned int)v;
+			break;
+		case 'Z':
+			v = parse_size("--ring-buf-size", optarg);
+			if (!power_of_two(v) || v < AIOPIPE_RING_BUF_MIN || v > AIOPIPE_RING_BUF_MAX)
+				die(2, "--ring-buf-size: a power of two from %u to %u, not '%s'",
+				    AIOPIPE_RING_BUF_MIN, AIOPIPE_RING_BUF_MAX, optarg);
+			S.ring_buf_size = (unsigned int)v;
+			break;
 		case 'H':
 			S.header = false;
 			break;
@@ -550,12 +739,17 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc)
 		die(2, "unexpected argument '%s'", argv[optind]);
-	if (!is_aio())
+	if (S.ring && !is_aiopipe())
+		die(2, "--ring needs an aiopipe mode, not %s", mode_names[S.mode]);
+	if (S.ring)
+		S.depth = S.ring_bufs;
+	else if (!is_aio())
 		S.depth = 1;
 	signal(SIGPIPE, SIG_IGN);
 	make_pattern();
 	open_pipe();
-	counters(before);
+	counters(csv_counters, NR_CSV_COUNTERS, before);
+	counters(ring_counters, NR_RING_COUNTERS, rbefore);
 
 	t0 = now_ns();
 	if (pthread_create(&wd, NULL, watchdog, NULL))
@@ -563,10 +757,11 @@ int main(int argc, char **argv)
 	pthread_detach(wd);
 	if (pthread_create(&wt, NULL, writer, NULL))
 		die(1, "pthread_create");
-	got = is_aio() ? read_aio() : read_sync();
+	got = S.ring ? read_ring() : is_aio() ? read_aio() : read_sync();
 	t1 = now_ns();
 	pthread_join(wt, NULL);
-	counters(after);
+	counters(csv_counters, NR_CSV_COUNTERS, after);
+	counters(ring_counters, NR_RING_COUNTERS, rafter);
 	if (got != S.written)
 		die(1, "read %llu bytes, writer wrote %llu", got, S.written);
 
@@ -576,14 +771,20 @@ int main(int argc, char **argv)
 		strcpy(u.release, "unknown");
 	if (S.header)
 		print_header();
-	printf("%s,%s,%zu,%u,%.2f,%.6f,%.2f", u.release, mode_names[S.mode],
+	printf("%s,%s,%zu,%u,%.2f,%.6f,%.2f", u.release, mode_label(),
 	       S.block, S.depth, mb, secs, mb / secs);
 	for (c = 0; c < NR_CSV_COUNTERS; c++)
 		printf(",%llu", after[c] - before[c]);
 	printf("\n");
 	fflush(stdout);
 	fprintf(stderr, "aiostream: %s B=%zu D=%u: %.1f MiB in %.3f s = %.1f MiB/s\n",
-		mode_names[S.mode], S.block, S.depth, mb, secs, mb / secs);
+		mode_label(), S.block, S.depth, mb, secs, mb / secs);
+	if (S.ring) {
+		fprintf(stderr, "aiostream: ring counters:");
+		for (c = 0; c < NR_RING_COUNTERS; c++)
+			fprintf(stderr, " %s %llu", ring_counters[c], rafter[c] - rbefore[c]);
+		fprintf(stderr, "\n");
+	}
 	close(S.rfd);
 	return 0;
 }
