@@ -507,7 +507,7 @@ static void check_stats_sizes(struct __test_metadata *_metadata, int fd)
 				break;
 		EXPECT_EQ((unsigned int)sizeof(buf), k) TH_LOG("size %u: byte %u written", sizes[i], k);
 		if (want == sizeof(*st))
-			for (k = 0; k < 8; k++)
+			for (k = 0; k < sizeof(st->reserved) / sizeof(st->reserved[0]); k++)
 				EXPECT_EQ(0, (long long)st->reserved[k]) TH_LOG("reserved[%u]", k);
 	}
 	/* too small for the header, or unknown flags: refused, nothing written */

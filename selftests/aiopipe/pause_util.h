@@ -47,6 +47,7 @@ enum ap_point {
 	AP_RESIZE_START,	/* SET_CAPACITY: ring allocated, no mutex yet */
 	AP_DRAIN_UNCLAIMED,	/* reader drained part of a direct write, re-QUEUED it */
 	AP_FILL_CLAIMED,	/* writer claimed a pending read (BUSY), mutex held */
+	AP_RING_FILLING,	/* writer took a ring buffer, mutex held, nothing copied */
 	AP_NR_POINTS
 };
 
@@ -60,6 +61,7 @@ static const char *const ap_point_names[AP_NR_POINTS] = {
 	[AP_RESIZE_START] = "resize_start",
 	[AP_DRAIN_UNCLAIMED] = "drain_unclaimed",
 	[AP_FILL_CLAIMED] = "fill_claimed",
+	[AP_RING_FILLING] = "ring_filling",
 };
 
 /* The point files of one test, all armed for one channel. */

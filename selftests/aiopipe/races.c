@@ -23,13 +23,19 @@
  *  - a retry whose copies keep failing after fault-ins that succeeded
  *    backs off and completes once they work (debug kernels: fail_copy);
  *  - an atomic write over many cold pages, faulted in one by one, counts
- *    each fault-in that lets its copy go further as progress.
+ *    each fault-in that lets its copy go further as progress;
+ *  - ring mode: a writer waiting in a page fault holds no event slot or
+ *    buffer of the ring, a fill that copied nothing gives its slot to
+ *    the events owed meanwhile, waking the reader, and a page that goes
+ *    away again between the fault-in and the copy is faulted in again.
  *
  * Skipped when the module has no pause points.  Every wait is on a fact
  * (a parked count, a request's fdinfo line, a completion, a call that
  * returned) with a failure guard, and a failing test releases every point.
  */
 #include <linux/capability.h>
+#include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -1036,6 +1042,261 @@ TEST_F(retry, atomic_write_over_cold_pages_faults_them_in_one_by_one)
 	EXPECT_EQ(0, memcmp(buf, zero, sizeof(zero)));
 	munmap(pages, SEGS * PAGE);
 	munmap(fill, RING);
+}
+
+/*
+ * Ring mode: two pipes, P and Q, attached to one ring of a single event
+ * slot (so a slot held is the whole ring) and four 64-byte buffers.
+ */
+FIXTURE(ring) {
+	struct race r;		/* P: the pair the pause points watch */
+	int q[2];
+	struct aiopipe_ring ring;
+};
+
+FIXTURE_SETUP(ring)
+{
+	int ret;
+
+	self->q[0] = self->q[1] = -1;
+	self->ring.fd = -1;
+	race_setup(_metadata, &self->r, AIOPIPE_ENGINE_RETRY);
+	if (self->r.skip)
+		return;
+	ret = aiopipe_ring_setup(&self->ring, 1, 4, 64, O_CLOEXEC);
+	if (ret == -ENOTTY) {
+		self->r.skip = true;
+		SKIP(return, "no ring mode in this module");
+	}
+	ASSERT_EQ(0, ret);
+	ASSERT_EQ(0, aiopipe_pair(self->q, O_CLOEXEC));
+	ASSERT_EQ(0, aiopipe_ring_attach(&self->ring, self->r.fds[0], 'P'));
+	ASSERT_EQ(0, aiopipe_ring_attach(&self->ring, self->q[0], 'Q'));
+}
+
+FIXTURE_TEARDOWN(ring)
+{
+	race_teardown(&self->r);
+	if (self->ring.fd >= 0)
+		aiopipe_ring_exit(&self->ring);
+	if (self->q[0] >= 0)
+		close(self->q[0]);
+	if (self->q[1] >= 0)
+		close(self->q[1]);
+}
+
+static long op_ring_wait(struct ap_call *c)
+{
+	return aiopipe_ring_wait(c->arg, 1, 5000000000LL);
+}
+
+/* The next event, or a zeroed one when there is none. */
+static struct aiopipe_ring_event ring_next(struct aiopipe_ring *ring)
+{
+	struct aiopipe_ring_event *ev = aiopipe_ring_peek(ring);
+	struct aiopipe_ring_event none = { 0 };
+
+	return ev ? *ev : none;
+}
+
+/*
+ * Start write(P, 12) from a page of a userfaultfd nobody serves yet and
+ * wait until the writer is in that fault.  *@uffd is -1 without
+ * userfaultfd (nothing started).
+ */
+static void ring_write_in_uffd_fault(struct __test_metadata *_metadata,
+				     struct race *r, struct ap_call *pw,
+				     struct op *po, char **page, int *uffd)
+{
+	struct uffd_msg msg;
+	struct pollfd pfd;
+
+	*uffd = ap_uffd_page(page);
+	if (*uffd < 0)
+		return;
+	*po = (struct op){ .fd = r->fds[1], .buf = *page, .len = 12 };
+	ASSERT_EQ(0, ap_call_start(pw, op_write, po));
+	pfd = (struct pollfd){ .fd = *uffd, .events = POLLIN };
+	ASSERT_EQ(1, poll(&pfd, 1, AP_LONG_MS));
+	ASSERT_EQ((ssize_t)sizeof(msg), read(*uffd, &msg, sizeof(msg)));
+}
+
+/*
+ * P's writer waits in a page fault that another process decides (a
+ * userfaultfd nobody serves yet).  It must not hold the ring's event slot
+ * or a buffer meanwhile: Q's bytes are delivered, and P's follow once its
+ * page is there.
+ *
+ *   P's writer (uffd page)              test
+ *   write(P, 12): buffer taken, slot
+ *   promised; the copy stops (page
+ *   faults disabled): slot and buffer
+ *   given back; fault-in -> uffd
+ *                                       the uffd event: P is in its fault
+ *                                       write(Q, 12): DATA(Q)
+ *                                       RING_WAIT: 1, DATA(Q)
+ *                                       serve the page (zeros)
+ *   copy again: no slot (DATA(Q) is
+ *   unreaped): byte ring, READ(P) owed
+ *                                       reap DATA(Q): advance sees OWED and
+ *                                       collects: READ(P) 12; read: zeros
+ *
+ * Before, the writer faulted with the slot promised: Q's bytes went to its
+ * byte ring with their READ event owed, and RING_WAIT timed out for as
+ * long as the fault lasted.
+ */
+TEST_F(ring, a_writer_in_a_page_fault_holds_no_slot_of_the_ring)
+{
+	struct race *r = &self->r;
+	struct uffdio_zeropage zero = { 0 };
+	struct aiopipe_ring_event ev;
+	struct ap_call pw;
+	char *page, buf[12];
+	struct op po;
+	int uffd;
+
+	RACE_BEGIN(r);
+	ring_write_in_uffd_fault(_metadata, r, &pw, &po, &page, &uffd);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd");
+
+	ASSERT_EQ(12, write(self->q[1], "from-pipe-Q!", 12));
+	EXPECT_EQ(1, aiopipe_ring_wait(&self->ring, 1, 2000000000LL));
+	ev = ring_next(&self->ring);
+	EXPECT_EQ(AIOPIPE_EV_DATA, ev.type);
+	EXPECT_EQ((__u64)'Q', ev.user_data);
+	EXPECT_EQ(12U, ev.len);
+
+	zero.range.start = (unsigned long)page;
+	zero.range.len = 4096;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zero));
+	ASSERT_TRUE(ap_call_join(&pw, AP_LONG_MS));
+	EXPECT_EQ(12, pw.ret);
+
+	aiopipe_ring_give_back(&self->ring, ev.buf);
+	aiopipe_ring_advance(&self->ring, 1);
+	ev = ring_next(&self->ring);
+	EXPECT_EQ(AIOPIPE_EV_READ, ev.type);
+	EXPECT_EQ((__u64)'P', ev.user_data);
+	EXPECT_EQ(12U, ev.len);
+	memset(buf, 'x', sizeof(buf));
+	EXPECT_EQ(12, read(r->fds[0], buf, sizeof(buf)));
+	EXPECT_EQ(0, memcmp(page, buf, sizeof(buf)));
+	EXPECT_EQ(1, AP_STAT(r->fds[0], ring_owed));
+	close(uffd);
+	munmap(page, 4096);
+}
+
+/*
+ * A fill whose copy moves nothing gives its promised slot back, and the
+ * slot pays what was owed meanwhile: the reader waiting for it wakes.
+ * Debug kernels (fail_copy).
+ *
+ *   P's writer                  test                          T
+ *   write(P, 12): slot
+ *   promised, parks
+ *                               write(Q, 12): no room:
+ *                               byte ring, READ(Q) owed
+ *                                                             RING_WAIT(1, 5 s)
+ *                               the next copy fails
+ *   release --> copy: nothing;
+ *   slot back: READ(Q) posted,
+ *   T woken; P's bytes: byte
+ *   ring, READ(P) owed
+ *                                                             1: READ(Q)
+ *
+ * Before, the slot came back silently: T slept its whole timeout with a
+ * free slot and an owed event.
+ */
+TEST_F(ring, a_fill_that_copies_nothing_pays_what_is_owed)
+{
+	struct race *r = &self->r;
+	struct aiopipe_ring_event ev;
+	struct ap_call pw, t;
+	struct op po = { .fd = r->fds[1], .buf = "from-pipe-P!", .len = 12 };
+
+	RACE_BEGIN(r);
+	if (access(FAIL_COPY, F_OK))
+		SKIP(return, "no %s: a kernel without fault injection", FAIL_COPY);
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RING_FILLING));
+	ASSERT_EQ(0, ap_call_start(&pw, op_write, &po));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RING_FILLING, 1, AP_LONG_MS));
+	ASSERT_EQ(12, write(self->q[1], "from-pipe-Q!", 12));
+	EXPECT_EQ(1, AP_STAT(self->q[0], ring_owed));
+	ASSERT_EQ(0, ap_call_start(&t, op_ring_wait, &self->ring));
+
+	r->fail_copy = true;
+	ASSERT_EQ(0, fail_copy_next("1"));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RING_FILLING));
+	ASSERT_TRUE(ap_call_join(&pw, AP_LONG_MS));
+	EXPECT_EQ(0, fail_copy_next("0"));
+	r->fail_copy = false;
+	EXPECT_EQ(12, pw.ret);
+	ASSERT_TRUE(ap_call_join(&t, GUARD_MS)) TH_LOG("the reader still sleeps");
+	EXPECT_EQ(1, t.ret);
+	ev = ring_next(&self->ring);
+	EXPECT_EQ(AIOPIPE_EV_READ, ev.type);
+	EXPECT_EQ((__u64)'Q', ev.user_data);
+	EXPECT_EQ(12U, ev.len);
+}
+
+/*
+ * A page that goes away again between the fault-in and the copy (reclaim,
+ * migration, another thread's MADV_DONTNEED) is faulted in again: the
+ * write is not cut short with EFAULT for memory that is there.
+ *
+ *   P's writer (uffd page)              test
+ *   write(P, 12): copy stops (page
+ *   missing); fault-in -> uffd
+ *                                       the uffd event; arm ring_filling
+ *                                       serve the page (zeros)
+ *   parks before the second copy
+ *                                       MADV_DONTNEED the page; release
+ *   copy again: nothing (gone);
+ *   fault-in again -> uffd
+ *                                       the second uffd event: serve it
+ *   copy: DATA(P) 12; write -> 12
+ *
+ * Before, a copy that moved nothing right after a fault-in was -EFAULT:
+ * write(2) failed on a valid buffer.
+ */
+TEST_F(ring, a_page_gone_again_after_the_fault_in_is_faulted_in_again)
+{
+	struct race *r = &self->r;
+	struct uffdio_zeropage zero = { 0 };
+	struct aiopipe_ring_event ev;
+	struct ap_call pw;
+	struct uffd_msg msg;
+	struct pollfd pfd;
+	struct op po;
+	char *page;
+	int uffd;
+
+	RACE_BEGIN(r);
+	ring_write_in_uffd_fault(_metadata, r, &pw, &po, &page, &uffd);
+	if (uffd < 0)
+		SKIP(return, "no userfaultfd");
+	pfd = (struct pollfd){ .fd = uffd, .events = POLLIN };
+	ASSERT_EQ(0, ap_arm(&r->pt, AP_RING_FILLING));
+	zero.range.start = (unsigned long)page;
+	zero.range.len = 4096;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zero));
+	ASSERT_EQ(1, ap_wait_parked(&r->pt, AP_RING_FILLING, 1, AP_LONG_MS));
+	ASSERT_EQ(0, madvise(page, 4096, MADV_DONTNEED));
+	ASSERT_EQ(0, ap_release(&r->pt, AP_RING_FILLING));
+
+	if (poll(&pfd, 1, GUARD_MS) == 1) {
+		ASSERT_EQ((ssize_t)sizeof(msg), read(uffd, &msg, sizeof(msg)));
+		ASSERT_EQ(0, ioctl(uffd, UFFDIO_ZEROPAGE, &zero));
+	}
+	ASSERT_TRUE(ap_call_join(&pw, AP_LONG_MS));
+	EXPECT_EQ(12, pw.ret) TH_LOG("write(2) of a valid buffer: %ld", pw.ret);
+	ev = ring_next(&self->ring);
+	EXPECT_EQ(AIOPIPE_EV_DATA, ev.type);
+	EXPECT_EQ((__u64)'P', ev.user_data);
+	EXPECT_EQ(12U, ev.len);
+	close(uffd);
+	munmap(page, 4096);
 }
 
 TEST_HARNESS_MAIN
