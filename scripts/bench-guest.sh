@@ -67,30 +67,33 @@ GRID_S="12 4096 65536"
 GRID_N="1 128 4096"
 STREAM_D=8
 
-# The answer grid: the aiopipe models (aio-read on both engines), epoll
-# level- and edge-triggered and the io_uring models on kernel pipes.  A
-# model that this pipetest or kernel lacks exits 2 and is recorded so.
+# The answer grid: the aiopipe models (aio-read on both engines, ring
+# mode), epoll level- and edge-triggered and the io_uring models on kernel
+# pipes.  A model that this pipetest, module or kernel lacks exits 2 and is
+# recorded so.
 GRID_CONFIGS="epoll:pipe epoll-et:pipe io_uring-read:pipe io_uring-read:pipe-nonblock
 io_uring-poll:pipe io_uring-mshot:pipe aio-read:aiopipe-retry aio-read:aiopipe-direct
-aio-poll:aiopipe-retry epoll:aiopipe-retry"
+aio-poll:aiopipe-retry epoll:aiopipe-retry ring:aiopipe-retry"
 
 # Fig. 1: every model on a kernel pipe and on aiopipe (T=1, S=12).  The
 # engine matters only for queued libaio requests (aio-read, aio-rw); the
 # other models run identical code on either engine, so they use
 # aiopipe-retry.  aio-rw: aio-read with the token write submitted as an
-# IOCB_CMD_PWRITE in the same io_submit as the re-arms.
+# IOCB_CMD_PWRITE in the same io_submit as the re-arms.  ring: every read
+# end attached to one aiopipe ring (no libaio request: either engine).
 FIG1_CONFIGS="poll:pipe poll:aiopipe-retry select:pipe select:aiopipe-retry
 epoll:pipe epoll:aiopipe-retry aio-poll:pipe aio-poll:aiopipe-retry
 aio-read:aiopipe-retry aio-read:aiopipe-direct aio-rw:aiopipe-direct
 io_uring-read:pipe io_uring-read:pipe-nonblock io_uring-read:aiopipe-retry
-io_uring-poll:pipe io_uring-poll:aiopipe-retry threads:pipe threads:aiopipe-retry"
+io_uring-poll:pipe io_uring-poll:aiopipe-retry threads:pipe threads:aiopipe-retry
+ring:aiopipe-retry"
 # Fig. 4 (message size, N=128, T=1) and Fig. 5 (tokens in flight, N=128, S=12)
 FIG4_CONFIGS="epoll:pipe epoll:aiopipe-retry aio-poll:aiopipe-retry
 aio-read:aiopipe-retry aio-read:aiopipe-direct aio-rw:aiopipe-direct
-io_uring-read:pipe io_uring-read:pipe-nonblock"
+io_uring-read:pipe io_uring-read:pipe-nonblock ring:aiopipe-retry"
 FIG5_CONFIGS="poll:pipe epoll:pipe aio-poll:aiopipe-retry aio-read:aiopipe-retry
 aio-read:aiopipe-direct aio-rw:aiopipe-direct io_uring-read:pipe
-io_uring-read:pipe-nonblock"
+io_uring-read:pipe-nonblock ring:aiopipe-retry"
 STREAM_MODES="aio-direct aio-retry aiopipe-rw pipe-rw pipe-splice"
 
 # ---- helpers ------------------------------------------------------------------

@@ -3,7 +3,8 @@
 # usage: sh scripts/pipetest-smoke.sh [PASSES]   (default 200 passes per run)
 # Smoke run of the benchmark tools, inside the VM guest (busybox sh): every
 # pipetest model on every backend with tiny sizes, the unsupported
-# combinations (aio-read and aio-rw on a kernel pipe must exit 2), the token checker
+# combinations (aio-read, aio-rw and ring on a kernel pipe must exit 2), the
+# ring model's multi-buffer tokens, spills and owed events, the token checker
 # itself, every aiostream mode, and aiopipe-stat.  io_uring-mshot needs Linux
 # 6.7 (IORING_OP_READ_MULTISHOT): before, it must exit 2 saying "not on this
 # kernel", reported as a skip.  Prints TAP; exits non-zero if any test failed.
@@ -20,7 +21,7 @@ AIOSTREAM=${AIOSTREAM:-aiostream}
 AIOPIPE_STAT=${AIOPIPE_STAT:-aiopipe-stat}
 TMO=${SMOKE_TIMEOUT:-60}
 MODELS="poll select epoll epoll-et aio-poll aio-read io_uring-read io_uring-poll
-io_uring-mshot threads aio-rw"
+io_uring-mshot threads aio-rw ring"
 BACKENDS="pipe aiopipe-retry aiopipe-direct aiopipe-retry-nofilter"
 STREAMS="aio-retry aio-direct aio-retry-nofilter aiopipe-rw pipe-rw pipe-splice"
 log=${TMPDIR:-/tmp}/pipetest-smoke.$$
@@ -40,12 +41,12 @@ else
 fi
 
 # Plan: models x backends, + 3 pipe-nonblock io_uring, + 1 lazy re-arm run,
-# + 1 depth-2 storm run, + 1 io_uring-mshot short of buffers, + 2 checker self-tests, + streams,
-# + 3 aiopipe-stat.
+# + 1 depth-2 storm run, + 1 io_uring-mshot short of buffers, + 7 ring runs,
+# + 3 checker self-tests, + streams, + 3 aiopipe-stat.
 nm=0; for m in $MODELS; do nm=$((nm + 1)); done
 nb=0; for b in $BACKENDS; do nb=$((nb + 1)); done
 ns=0; for s in $STREAMS; do ns=$((ns + 1)); done
-echo "1..$((nm * nb + 3 + 1 + 1 + 1 + 2 + ns + 3))"
+echo "1..$((nm * nb + 3 + 1 + 1 + 1 + 7 + 3 + ns + 3))"
 
 # run WANT_STATUS DESCRIPTION CMD...: one TAP line; an expected exit 2
 # whose message says "not on this kernel" is a skip
@@ -74,7 +75,7 @@ for b in $BACKENDS; do
 	for m in $MODELS; do
 		want=0
 		case "$m:$b" in
-		aio-read:pipe | aio-rw:pipe) want=2 ;;
+		aio-read:pipe | aio-rw:pipe | ring:pipe) want=2 ;;
 		io_uring-mshot:*) want=$mshot_want ;;
 		esac
 		run "$want" "pipetest $m $b" \
@@ -101,12 +102,31 @@ run "$mshot_want" "pipetest io_uring-mshot pipe, 1 buffer of 5 bytes (-ENOBUFS r
 	env PIPETEST_MSHOT_BUFS=1 PIPETEST_MSHOT_BUF_SIZE=5 \
 	"$PIPETEST" --model io_uring-mshot --backend pipe --pipes 4 --tokens 2 \
 	--passes "$PASSES" --stall 20 --no-header
+# ring: N, T, S around the sizes pipetest picks (buffers of S rounded up to a
+# power of two, at most 64 KiB), then the knobs that force the other paths
+ring_run() { # DESCRIPTION N T S [env VAR=VALUE...]
+	rdesc=$1 rn=$2 rt=$3 rs=$4
+	shift 4
+	run 0 "pipetest ring aiopipe-retry N=$rn T=$rt S=$rs, $rdesc" \
+		env "$@" "$PIPETEST" --model ring --backend aiopipe-retry --pipes "$rn" \
+		--tokens "$rt" --size "$rs" --passes "$PASSES" --stall 20 --no-header
+}
+ring_run "a token back to its own pipe" 1 1 12
+ring_run "every pipe holds a token" 16 16 100
+ring_run "a token fills one 64 KiB buffer" 4 2 65536
+ring_run "a token in 2 buffers of 64 KiB" 4 2 100000
+ring_run "a token in 16 buffers of 64 B" 4 2 1000 PIPETEST_RING_BUF_SIZE=64
+ring_run "1 buffer: writes spill into the pipe (READ events)" 4 2 300 PIPETEST_RING_BUFS=1
+ring_run "1 event slot: events owed until the ring has room" 4 2 300 PIPETEST_RING_ENTRIES=1
 run 1 "pipetest checker catches a corrupt token (epoll pipe)" \
 	"$PIPETEST" --model epoll --backend pipe --pipes 4 --tokens 2 \
 	--passes "$PASSES" --inject-corruption $((PASSES / 2 + 1)) --no-header
 run 1 "pipetest checker catches a corrupt token (aio-read aiopipe-direct, 4 KiB)" \
 	"$PIPETEST" --model aio-read --backend aiopipe-direct --pipes 4 --tokens 2 \
 	--size 4096 --passes "$PASSES" --inject-corruption $((PASSES / 2 + 1)) --no-header
+run 1 "pipetest checker catches a corrupt token (ring aiopipe-retry, 2 buffers per token)" \
+	"$PIPETEST" --model ring --backend aiopipe-retry --pipes 4 --tokens 2 \
+	--size 100000 --passes "$PASSES" --inject-corruption $((PASSES / 2 + 1)) --no-header
 for s in $STREAMS; do
 	run 0 "aiostream $s" "$AIOSTREAM" --mode "$s" --block 16k --depth 4 \
 		--mbytes 4 --stall 20 --no-header
