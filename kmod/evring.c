@@ -619,10 +619,11 @@ size_t aiopipe_sink_fill(struct aiopipe_chan *chan, struct iov_iter *from,
 }
 
 /*
- * Writer, mutex held: @n bytes went to the byte ring.  Tell the reader to
- * read(2) them, in order: now, or once the ring has room.
+ * Mutex held: post a READ event for @n bytes (@type AIOPIPE_EV_READ) or
+ * an EOF (@n 0), after what @chan's sink and the others owe; owe it when
+ * the sink already owes (its events stay in order) or the ring is full.
  */
-void aiopipe_sink_announce(struct aiopipe_chan *chan, size_t n)
+static void aiopipe_sink_notify(struct aiopipe_chan *chan, size_t n, u16 type)
 {
 	struct aiopipe_sink *sink = chan->sink;
 	struct aiopipe_evring *ring = sink->ring;
@@ -635,41 +636,35 @@ void aiopipe_sink_announce(struct aiopipe_chan *chan, size_t n)
 	if (!list_empty(&ring->owed))
 		aiopipe_evring_flush(ring);
 	if (!aiopipe_sink_owes(sink) && aiopipe_evring_room(ring)) {
-		aiopipe_evring_post(ring, sink->user_data, n, 0,
-				    AIOPIPE_EV_READ);
+		aiopipe_evring_post(ring, sink->user_data, n, 0, type);
 	} else {
-		aiopipe_sink_owe_bytes(sink, n);
+		if (type == AIOPIPE_EV_EOF)
+			aiopipe_sink_owe_eof(sink);
+		else
+			aiopipe_sink_owe_bytes(sink, n);
 		aiopipe_stat_inc(chan, AP_RING_OWED);
 	}
-	aiopipe_stat_add(chan, AP_RING_SPILLED, n);
+	if (type == AIOPIPE_EV_READ)
+		aiopipe_stat_add(chan, AP_RING_SPILLED, n);
 unlock:
 	aiopipe_evring_unlock(ring, tail);
+}
+
+/*
+ * Writer, mutex held: @n bytes went to the byte ring.  Tell the reader to
+ * read(2) them, in order: now, or once the ring has room.
+ */
+void aiopipe_sink_announce(struct aiopipe_chan *chan, size_t n)
+{
+	aiopipe_sink_notify(chan, n, AIOPIPE_EV_READ);
 }
 
 /* Mutex held: the last writer went (or there was none at attach). */
 void aiopipe_sink_eof(struct aiopipe_chan *chan)
 {
-	struct aiopipe_sink *sink = chan->sink;
-	struct aiopipe_evring *ring;
-	u32 tail;
-
 	lockdep_assert_held(&chan->mutex);
-	if (!sink)
-		return;
-	ring = sink->ring;
-	aiopipe_evring_lock(ring, &tail);
-	if (ring->dead)
-		goto unlock;
-	if (!list_empty(&ring->owed))
-		aiopipe_evring_flush(ring);
-	if (!aiopipe_sink_owes(sink) && aiopipe_evring_room(ring)) {
-		aiopipe_evring_post(ring, sink->user_data, 0, 0, AIOPIPE_EV_EOF);
-	} else {
-		aiopipe_sink_owe_eof(sink);
-		aiopipe_stat_inc(chan, AP_RING_OWED);
-	}
-unlock:
-	aiopipe_evring_unlock(ring, tail);
+	if (chan->sink)
+		aiopipe_sink_notify(chan, 0, AIOPIPE_EV_EOF);
 }
 
 /*
