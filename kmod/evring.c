@@ -619,9 +619,10 @@ size_t aiopipe_sink_fill(struct aiopipe_chan *chan, struct iov_iter *from,
 }
 
 /*
- * Mutex held: post a READ event for @n bytes (@type AIOPIPE_EV_READ) or
- * an EOF (@n 0), after what @chan's sink and the others owe; owe it when
- * the sink already owes (its events stay in order) or the ring is full.
+ * Mutex held: post a READ event for @n bytes (@type AIOPIPE_EV_READ, the
+ * bytes counted as spilled) or an EOF (@n 0), after as much of what the
+ * ring's debtors owe as fits; owe it when @chan's sink already owes (its
+ * events stay in order) or the ring is full.  Nothing on a dead ring.
  */
 static void aiopipe_sink_notify(struct aiopipe_chan *chan, size_t n, u16 type)
 {
